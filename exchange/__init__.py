@@ -1,0 +1,1 @@
+"""Content addressing: CIDs, content stores (local directory, IPFS), bundle formats, sealing."""

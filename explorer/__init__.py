@@ -1,0 +1,1 @@
+"""The audit explorer: a server-rendered web page over chain + content store."""
