@@ -1,0 +1,382 @@
+"""Typed Python client of the KnexaMarket contract over web3.py.
+
+Every transaction is signed locally (works on Anvil and on any EVM chain alike), estimated first so
+that a revert surfaces as a decoded `ContractReverted` *before* anything is sent, and waited for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from enum import IntEnum
+from typing import Any
+
+import requests
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError, ProviderConnectionError
+from web3.types import TxReceipt
+
+from chain.compiler import Artifact, load_artifact
+from chain.errors import ContractReverted, ErrorDecoder, NodeUnavailableError, TransactionFailed
+from chain.units import ether
+
+RECEIPT_TIMEOUT_S = 120.0
+
+
+def connect(rpc_url: str, timeout_s: float = 30.0) -> Web3:
+    """A Web3 over HTTP JSON-RPC; raises `NodeUnavailableError` if nothing answers."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+    with rpc_errors(rpc_url):
+        w3.eth.chain_id  # noqa: B018 - a cheap call that proves the node answers
+    return w3
+
+
+@contextlib.contextmanager
+def rpc_errors(where: str = "the JSON-RPC node") -> Iterator[None]:
+    """Turn transport failures into `NodeUnavailableError`."""
+    try:
+        yield
+    except (requests.ConnectionError, requests.Timeout, ProviderConnectionError) as error:
+        raise NodeUnavailableError(f"cannot reach {where}: {error}") from error
+
+
+class OrganizationStatus(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    EXITING = 2
+    EXITED = 3
+
+
+class RoundStatus(IntEnum):
+    NONE = 0
+    OPEN = 1
+    FINALIZED = 2
+
+
+class SlashReason(IntEnum):
+    NO_BUNDLE = 0
+    NO_REPORT = 1
+
+
+@dataclass(frozen=True)
+class MarketParameters:
+    """Mirror of `OrganizationRegistry.MarketParameters` (wei, blocks, basis points)."""
+
+    min_stake: int
+    exchange_fee: int
+    exit_cooldown_blocks: int
+    min_round_blocks: int
+    max_round_blocks: int
+    slash_bps: int
+    reputation_weight_bps: int
+    max_pairs_per_round: int
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return tuple(asdict(self).values())
+
+    @classmethod
+    def from_tuple(cls, values: Sequence[int]) -> MarketParameters:
+        return cls(*values)
+
+
+DEFAULT_PARAMETERS = MarketParameters(
+    min_stake=ether(1),
+    exchange_fee=ether("0.01"),
+    exit_cooldown_blocks=10,
+    min_round_blocks=2,
+    max_round_blocks=100_000,
+    slash_bps=1_000,
+    reputation_weight_bps=2_000,
+    max_pairs_per_round=128,
+)
+
+
+@dataclass(frozen=True)
+class Organization:
+    address: str
+    status: OrganizationStatus
+    registered_at_block: int
+    exit_available_at_block: int
+    stake: int
+    reputation: int
+    credits: int
+    profile_digest: bytes
+    name: str
+    encryption_public_key: bytes
+
+
+@dataclass(frozen=True)
+class Round:
+    round_id: int
+    status: RoundStatus
+    opened_at_block: int
+    deadline_block: int
+    pair_count: int
+    decision_digest: bytes
+    policy_digest: bytes
+    exchange_fee: int
+
+
+@dataclass(frozen=True)
+class Pair:
+    index: int
+    teacher: str
+    student: str
+    bundle_published: bool
+    gain_reported: bool
+    gain: int
+    bundle_digest: bytes
+    adapter_digest: bytes
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """What a mined transaction left behind."""
+
+    transaction_hash: str
+    block_number: int
+    gas_used: int
+    receipt: TxReceipt
+
+
+def cid_digest(cid: bytes) -> bytes:
+    """The digest the contract stores for a CID: keccak256 of its binary form."""
+    return bytes(Web3.keccak(cid))
+
+
+class MarketClient:
+    """One account's view of a deployed KnexaMarket. Without an account it can only read."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        address: str,
+        account: LocalAccount | None = None,
+        artifact: Artifact | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.artifact = artifact or load_artifact("KnexaMarket")
+        self.address = Web3.to_checksum_address(address)
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=self.artifact.abi)
+        self.account = account
+        self.errors = ErrorDecoder(self.artifact.abi)
+        with rpc_errors():
+            self.chain_id = w3.eth.chain_id
+
+    def with_account(self, account: LocalAccount) -> MarketClient:
+        """The same market, acting as `account`."""
+        return MarketClient(self.w3, self.address, account, self.artifact)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _require_account(self) -> LocalAccount:
+        if self.account is None:
+            raise ValueError("this client has no account: it can only read")
+        return self.account
+
+    def _decode(self, error: ContractCustomError | ContractLogicError) -> ContractReverted:
+        data = error.data
+        if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
+            return self.errors.decode(data)
+        return ContractReverted("Error", {"message": str(error.message or error)})
+
+    def call(self, function: ContractFunction) -> Any:
+        """Run a view function, with reverts decoded."""
+        try:
+            with rpc_errors():
+                return function.call()
+        except (ContractCustomError, ContractLogicError) as error:
+            raise self._decode(error) from None
+
+    def transact(self, function: ContractFunction, value: int = 0) -> TxResult:
+        """Estimate (surfacing reverts as typed errors), sign, send and wait for `function`."""
+        account = self._require_account()
+        try:
+            with rpc_errors():
+                transaction = function.build_transaction(
+                    {
+                        "from": account.address,
+                        "value": value,
+                        "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+                        "chainId": self.chain_id,
+                    }
+                )
+        except (ContractCustomError, ContractLogicError) as error:
+            raise self._decode(error) from None
+        signed = account.sign_transaction(transaction)
+        with rpc_errors():
+            transaction_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = self.w3.eth.wait_for_transaction_receipt(transaction_hash, timeout=RECEIPT_TIMEOUT_S)
+        if receipt["status"] != 1:
+            raise TransactionFailed(f"transaction {transaction_hash.to_0x_hex()} reverted on chain")
+        return TxResult(
+            transaction_hash=HexBytes(transaction_hash).to_0x_hex(),
+            block_number=receipt["blockNumber"],
+            gas_used=receipt["gasUsed"],
+            receipt=receipt,
+        )
+
+    # ------------------------------------------------------------------ organizations
+
+    def register(self, name: str, profile_cid: bytes, encryption_public_key: bytes, stake: int) -> TxResult:
+        """Register the client's account with `stake` wei."""
+        return self.transact(
+            self.contract.functions.register(name, profile_cid, encryption_public_key), value=stake
+        )
+
+    def update_profile(self, profile_cid: bytes) -> TxResult:
+        return self.transact(self.contract.functions.updateProfile(profile_cid))
+
+    def add_stake(self, amount: int) -> TxResult:
+        return self.transact(self.contract.functions.addStake(), value=amount)
+
+    def request_exit(self) -> TxResult:
+        return self.transact(self.contract.functions.requestExit())
+
+    def complete_exit(self) -> TxResult:
+        return self.transact(self.contract.functions.completeExit())
+
+    def withdraw(self) -> TxResult:
+        return self.transact(self.contract.functions.withdraw())
+
+    # ------------------------------------------------------------------ admin
+
+    def set_parameters(self, parameters: MarketParameters) -> TxResult:
+        return self.transact(self.contract.functions.setParameters(parameters.as_tuple()))
+
+    def grant_matchmaker(self, address: str) -> TxResult:
+        return self.transact(
+            self.contract.functions.grantRole(self.matchmaker_role(), Web3.to_checksum_address(address))
+        )
+
+    # ------------------------------------------------------------------ rounds
+
+    def open_round(
+        self,
+        round_id: int,
+        decision_cid: bytes,
+        policy_digest: bytes,
+        pairs: Sequence[tuple[str, str]],
+        deadline_block: int,
+    ) -> TxResult:
+        """Open round `round_id` with directed `pairs` of (teacher, student) addresses."""
+        teachers = [Web3.to_checksum_address(teacher) for teacher, _ in pairs]
+        students = [Web3.to_checksum_address(student) for _, student in pairs]
+        return self.transact(
+            self.contract.functions.openRound(
+                round_id, decision_cid, policy_digest, teachers, students, deadline_block
+            )
+        )
+
+    def publish_bundle(self, round_id: int, student: str, bundle_cid: bytes) -> TxResult:
+        return self.transact(
+            self.contract.functions.publishBundle(round_id, Web3.to_checksum_address(student), bundle_cid)
+        )
+
+    def report_gain(self, round_id: int, teacher: str, gain_wad: int, adapter_cid: bytes) -> TxResult:
+        return self.transact(
+            self.contract.functions.reportGain(
+                round_id, Web3.to_checksum_address(teacher), gain_wad, adapter_cid
+            )
+        )
+
+    def finalize_round(self, round_id: int) -> TxResult:
+        return self.transact(self.contract.functions.finalizeRound(round_id))
+
+    # ------------------------------------------------------------------ views
+
+    def matchmaker_role(self) -> bytes:
+        role: bytes = self.call(self.contract.functions.MATCHMAKER_ROLE())
+        return role
+
+    def has_role(self, role: bytes, address: str) -> bool:
+        answer: bool = self.call(self.contract.functions.hasRole(role, Web3.to_checksum_address(address)))
+        return answer
+
+    def parameters(self) -> MarketParameters:
+        return MarketParameters.from_tuple(self.call(self.contract.functions.parameters()))
+
+    def organization(self, address: str) -> Organization:
+        checksum = Web3.to_checksum_address(address)
+        values = self.call(self.contract.functions.organization(checksum))
+        return Organization(
+            address=checksum,
+            status=OrganizationStatus(values[0]),
+            registered_at_block=values[1],
+            exit_available_at_block=values[2],
+            stake=values[3],
+            reputation=values[4],
+            credits=values[5],
+            profile_digest=bytes(values[6]),
+            name=values[7],
+            encryption_public_key=bytes(values[8]),
+        )
+
+    def organization_addresses(self, page_size: int = 500) -> list[str]:
+        """Every address that ever registered, in registration order."""
+        total: int = self.call(self.contract.functions.organizationCount())
+        addresses: list[str] = []
+        for start in range(0, total, page_size):
+            addresses += self.call(self.contract.functions.organizationsPage(start, page_size))
+        return addresses
+
+    def organizations(self) -> list[Organization]:
+        return [self.organization(address) for address in self.organization_addresses()]
+
+    def next_round_id(self) -> int:
+        value: int = self.call(self.contract.functions.nextRoundId())
+        return value
+
+    def open_round_id(self) -> int:
+        """The id of the open round, 0 when none is open."""
+        value: int = self.call(self.contract.functions.openRoundId())
+        return value
+
+    def round(self, round_id: int) -> Round:
+        values = self.call(self.contract.functions.getRound(round_id))
+        return Round(
+            round_id=round_id,
+            status=RoundStatus(values[0]),
+            opened_at_block=values[1],
+            deadline_block=values[2],
+            pair_count=values[3],
+            decision_digest=bytes(values[4]),
+            policy_digest=bytes(values[5]),
+            exchange_fee=values[6],
+        )
+
+    def pairs(self, round_id: int) -> list[Pair]:
+        return [
+            Pair(
+                index=index,
+                teacher=values[0],
+                bundle_published=values[1],
+                gain_reported=values[2],
+                student=values[3],
+                gain=values[4],
+                bundle_digest=bytes(values[5]),
+                adapter_digest=bytes(values[6]),
+            )
+            for index, values in enumerate(self.call(self.contract.functions.getPairs(round_id)))
+        ]
+
+    def pending_withdrawal(self, address: str) -> int:
+        value: int = self.call(self.contract.functions.pendingWithdrawal(Web3.to_checksum_address(address)))
+        return value
+
+    def escrowed_fees(self) -> int:
+        value: int = self.call(self.contract.functions.escrowedFees())
+        return value
+
+    def contract_balance(self) -> int:
+        with rpc_errors():
+            return self.w3.eth.get_balance(self.address)
+
+    def block_number(self) -> int:
+        with rpc_errors():
+            return self.w3.eth.block_number
