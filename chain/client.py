@@ -19,10 +19,10 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, ProviderConnectionError
-from web3.types import TxReceipt
+from web3.types import TxParams, TxReceipt, Wei
 
 from chain.compiler import Artifact, load_artifact
-from chain.errors import ContractReverted, ErrorDecoder, NodeUnavailableError, TransactionFailed
+from chain.errors import ChainError, ContractReverted, ErrorDecoder, NodeUnavailableError, TransactionFailed
 from chain.units import ether
 
 RECEIPT_TIMEOUT_S = 120.0
@@ -198,28 +198,43 @@ class MarketClient:
         account = self._require_account()
         try:
             with rpc_errors():
-                transaction = function.build_transaction(
-                    {
-                        "from": account.address,
-                        "value": value,
-                        "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
-                        "chainId": self.chain_id,
-                    }
-                )
+                params: TxParams = {
+                    "from": account.address,
+                    "value": Wei(value),
+                    "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+                    "chainId": self.chain_id,
+                }
+                transaction = function.build_transaction(params)
         except (ContractCustomError, ContractLogicError) as error:
             raise self._decode(error) from None
-        signed = account.sign_transaction(transaction)
+        signed = account.sign_transaction(dict(transaction))  # type: ignore[arg-type]
         with rpc_errors():
             transaction_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             receipt = self.w3.eth.wait_for_transaction_receipt(transaction_hash, timeout=RECEIPT_TIMEOUT_S)
         if receipt["status"] != 1:
-            raise TransactionFailed(f"transaction {transaction_hash.to_0x_hex()} reverted on chain")
+            raise self._explain_failure(function, account.address, value, receipt)
         return TxResult(
             transaction_hash=HexBytes(transaction_hash).to_0x_hex(),
             block_number=receipt["blockNumber"],
             gas_used=receipt["gasUsed"],
             receipt=receipt,
         )
+
+    def _explain_failure(
+        self, function: ContractFunction, sender: str, value: int, receipt: TxReceipt
+    ) -> ChainError:
+        """Why a transaction that passed estimation reverted once mined (e.g. its block was past a
+        deadline): re-run it as a call on the state of the block it was mined in."""
+        transaction_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
+        try:
+            with rpc_errors():
+                params: TxParams = {"from": sender, "value": Wei(value)}
+                function.call(params, block_identifier=receipt["blockNumber"])
+        except (ContractCustomError, ContractLogicError) as error:
+            return self._decode(error)
+        except NodeUnavailableError as error:
+            return error
+        return TransactionFailed(f"transaction {transaction_hash} reverted on chain")
 
     # ------------------------------------------------------------------ organizations
 

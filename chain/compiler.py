@@ -20,6 +20,7 @@ from typing import Any
 
 import solcx
 from packaging.version import Version
+from solcx.install import get_executable
 
 from chain.paths import ARTIFACTS_DIR, CONTRACTS_DIR, node_modules, solc_shim
 
@@ -33,7 +34,14 @@ COMPILER_SETTINGS: dict[str, Any] = {
     "metadata": {"bytecodeHash": "ipfs"},
     "outputSelection": {
         "*": {
-            "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata", "devdoc", "userdoc"]
+            "*": [
+                "abi",
+                "evm.bytecode.object",
+                "evm.deployedBytecode.object",
+                "metadata",
+                "devdoc",
+                "userdoc",
+            ]
         }
     },
 }
@@ -95,10 +103,7 @@ def _settings_without_selection() -> dict[str, Any]:
 
 def _read_unit(unit_name: str) -> str:
     """Read a source unit by its unit name: project sources from contracts/, libraries from npm."""
-    if unit_name.startswith("@"):
-        path = node_modules() / unit_name
-    else:
-        path = CONTRACTS_DIR / unit_name
+    path = node_modules() / unit_name if unit_name.startswith("@") else CONTRACTS_DIR / unit_name
     if not path.is_file():
         raise FileNotFoundError(f"Solidity source {unit_name!r} not found at {path} (run `make bootstrap`)")
     return path.read_text(encoding="utf-8")
@@ -130,7 +135,7 @@ def solc_binary() -> Path:
     if override:
         return Path(override)
     if Version(SOLC_VERSION) in solcx.get_installed_solc_versions():
-        return Path(solcx.get_executable(SOLC_VERSION))
+        return Path(get_executable(SOLC_VERSION))
     shim = solc_shim()
     if not (shim.exists() and (node_modules() / "solc").exists()):
         raise CompilerUnavailableError(

@@ -54,7 +54,9 @@ class Deployment:
     @classmethod
     def load(cls, path: Path) -> Deployment:
         if not path.exists():
-            raise DeploymentError(f"no deployment manifest at {path}: run `knexa chain up` or `knexa chain deploy`")
+            raise DeploymentError(
+                f"no deployment manifest at {path}: run `knexa chain up` or `knexa chain deploy`"
+            )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
@@ -116,7 +118,8 @@ def verify_deployment(w3: Web3, deployment: Deployment, artifact: Artifact | Non
         raise DeploymentError(f"manifest is for chain {deployment.chain_id}, node is chain {chain_id}")
     if not code:
         raise DeploymentError(
-            f"no contract at {deployment.market_address} (was the chain reset? redeploy with `knexa chain up`)"
+            f"no contract at {deployment.market_address} "
+            "(was the chain reset? redeploy with `knexa chain up`)"
         )
     if code != bytes.fromhex(artifact.deployed_bytecode.removeprefix("0x")):
         raise DeploymentError(f"the code at {deployment.market_address} is not the committed KnexaMarket")

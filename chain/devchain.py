@@ -25,14 +25,19 @@ FIRST_ORGANIZATION_INDEX = 2
 class DevChain:
     """Anvil on a free loopback port with KnexaMarket deployed; stops Anvil on exit."""
 
-    def __init__(self, parameters: MarketParameters = DEFAULT_PARAMETERS) -> None:
+    def __init__(
+        self, parameters: MarketParameters = DEFAULT_PARAMETERS, node: AnvilNode | None = None
+    ) -> None:
+        """With `node`, deploy a fresh market on that running node and leave the node running on exit."""
         self.parameters = parameters
-        self.node = AnvilNode()
+        self._owns_node = node is None
+        self.node = node or AnvilNode()
         self._w3: Web3 | None = None
         self._deployment: Deployment | None = None
 
     def start(self) -> DevChain:
-        self.node.start()
+        if self._owns_node:
+            self.node.start()
         try:
             self._w3 = connect(self.node.rpc_url)
             self._deployment = deploy_market(
@@ -43,12 +48,13 @@ class DevChain:
                 rpc_url=self.node.rpc_url,
             )
         except BaseException:
-            self.node.stop()
+            self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        self.node.stop()
+        if self._owns_node:
+            self.node.stop()
 
     def __enter__(self) -> DevChain:
         return self.start()

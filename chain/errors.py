@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_abi.abi import decode as abi_decode
+from eth_utils.crypto import keccak
 
 # Errors that mean "the caller may not do this" rather than "the state does not allow it".
 _ACCESS_ERRORS = frozenset(
@@ -42,7 +42,7 @@ class ContractReverted(ChainError):  # noqa: N818 - reads as an event: "the cont
         super().__init__(f"{name}({rendered})")
 
 
-class AccessDenied(ContractReverted):  # noqa: N818
+class AccessDenied(ContractReverted):
     """The caller lacks the role or the assignment the function requires."""
 
 

@@ -73,8 +73,9 @@ class EventReader:
         self._by_topic: dict[bytes, BaseContractEvent] = {}
         for entry in contract.abi:
             if entry.get("type") == "event":
-                name = str(entry["name"])
-                signature = f"{name}({','.join(_canonical(item) for item in entry['inputs'])})"
+                event_entry: dict[str, Any] = dict(entry)
+                name = str(event_entry["name"])
+                signature = f"{name}({','.join(_canonical(item) for item in event_entry['inputs'])})"
                 self._by_topic[bytes(Web3.keccak(text=signature))] = contract.events[name]()
 
     @property

@@ -212,8 +212,11 @@ contract KnexaMarket is OrganizationRegistry {
             address teacher = teachers[i];
             address student = students[i];
             if (teacher == student) revert SelfPair(teacher);
-            _requirePairable(teacher, p.minStake);
-            Organization storage studentOrg = _requirePairable(student, p.minStake);
+            // A teacher that already paid its fee as a student of this round is judged by its
+            // stake before that fee, so the order of the pairs never matters.
+            uint256 paidAsStudent = _studentSlot[roundId][teacher] != 0 ? p.exchangeFee : 0;
+            _requirePairable(teacher, p.minStake, paidAsStudent);
+            Organization storage studentOrg = _requirePairable(student, p.minStake, 0);
             if (_studentSlot[roundId][student] != 0) revert DuplicateStudent(student);
             _studentSlot[roundId][student] = i + 1;
             _teacherLoad[roundId][teacher] += 1;
@@ -354,13 +357,14 @@ contract KnexaMarket is OrganizationRegistry {
         if (block.number > round.deadlineBlock) revert DeadlinePassed(roundId, round.deadlineBlock);
     }
 
-    function _requirePairable(address organizationAddress, uint256 minStake)
+    function _requirePairable(address organizationAddress, uint256 minStake, uint256 feePaidThisRound)
         internal
         view
         returns (Organization storage org)
     {
         org = _requireActive(organizationAddress);
-        if (org.stake < minStake) revert StakeBelowMinimum(organizationAddress, org.stake, minStake);
+        uint256 stake = org.stake + feePaidThisRound;
+        if (stake < minStake) revert StakeBelowMinimum(organizationAddress, stake, minStake);
     }
 
     function _settlePair(Settlement memory terms, Pair storage pair)
