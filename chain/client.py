@@ -26,6 +26,7 @@ from chain.errors import ChainError, ContractReverted, ErrorDecoder, NodeUnavail
 from chain.units import ether
 
 RECEIPT_TIMEOUT_S = 120.0
+RECEIPT_POLL_S = 0.02  # automining nodes answer within milliseconds; public chains just poll more
 
 
 def connect(rpc_url: str, timeout_s: float = 30.0) -> Web3:
@@ -210,7 +211,9 @@ class MarketClient:
         signed = account.sign_transaction(dict(transaction))  # type: ignore[arg-type]
         with rpc_errors():
             transaction_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            receipt = self.w3.eth.wait_for_transaction_receipt(transaction_hash, timeout=RECEIPT_TIMEOUT_S)
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                transaction_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
+            )
         if receipt["status"] != 1:
             raise self._explain_failure(function, account.address, value, receipt)
         return TxResult(

@@ -78,10 +78,13 @@ contract KnexaMarket is OrganizationRegistry {
     uint256 public nextRoundId = 1;
     mapping(uint256 roundId => Round) internal _rounds;
     mapping(uint256 roundId => mapping(uint256 pairIndex => Pair)) internal _pairs;
-    /// @dev pair index + 1 of a student in a round (0: not a student in that round)
-    mapping(uint256 roundId => mapping(address student => uint256)) internal _studentSlot;
-    /// @dev number of pairs an organization teaches in a round
-    mapping(uint256 roundId => mapping(address teacher => uint256)) internal _teacherLoad;
+    /// @dev An organization's part in a round, packed in one slot so that an organization that is
+    ///      both teacher and student (the common case) costs one fresh storage write, not two:
+    ///      bits 0-127 hold its pair index + 1 as a student (0: not a student), bits 128-255 the
+    ///      number of pairs it teaches.
+    mapping(uint256 roundId => mapping(address organization => uint256)) internal _participation;
+    uint256 private constant _STUDENT_MASK = type(uint128).max;
+    uint256 private constant _ONE_TEACHING = 1 << 128;
 
     /// @notice The matchmaker opened round `roundId` with the decision record at `decisionCid`.
     event RoundOpened(
@@ -214,12 +217,12 @@ contract KnexaMarket is OrganizationRegistry {
             if (teacher == student) revert SelfPair(teacher);
             // A teacher that already paid its fee as a student of this round is judged by its
             // stake before that fee, so the order of the pairs never matters.
-            uint256 paidAsStudent = _studentSlot[roundId][teacher] != 0 ? p.exchangeFee : 0;
+            uint256 paidAsStudent = _studentSlot(roundId, teacher) != 0 ? p.exchangeFee : 0;
             _requirePairable(teacher, p.minStake, paidAsStudent);
             Organization storage studentOrg = _requirePairable(student, p.minStake, 0);
-            if (_studentSlot[roundId][student] != 0) revert DuplicateStudent(student);
-            _studentSlot[roundId][student] = i + 1;
-            _teacherLoad[roundId][teacher] += 1;
+            if (_studentSlot(roundId, student) != 0) revert DuplicateStudent(student);
+            _participation[roundId][student] |= i + 1;
+            _participation[roundId][teacher] += _ONE_TEACHING;
             studentOrg.stake -= p.exchangeFee;
             _pairs[roundId][i] = Pair({
                 teacher: teacher,
@@ -241,7 +244,7 @@ contract KnexaMarket is OrganizationRegistry {
     /// @param bundleCid CID of the sealed knowledge bundle
     function publishBundle(uint256 roundId, address student, bytes calldata bundleCid) external {
         _requireOpenBeforeDeadline(roundId);
-        uint256 slot = _studentSlot[roundId][student];
+        uint256 slot = _studentSlot(roundId, student);
         if (slot == 0) revert NotAssignedTeacher(roundId, msg.sender, student);
         Pair storage pair = _pairs[roundId][slot - 1];
         if (pair.teacher != msg.sender) revert NotAssignedTeacher(roundId, msg.sender, student);
@@ -260,7 +263,7 @@ contract KnexaMarket is OrganizationRegistry {
     /// @param adapterCid CID of the student's post-round adapter commitment
     function reportGain(uint256 roundId, address teacher, int256 gain, bytes calldata adapterCid) external {
         _requireOpenBeforeDeadline(roundId);
-        uint256 slot = _studentSlot[roundId][msg.sender];
+        uint256 slot = _studentSlot(roundId, msg.sender);
         if (slot == 0) revert NotAssignedStudent(roundId, msg.sender);
         Pair storage pair = _pairs[roundId][slot - 1];
         if (pair.teacher != teacher) revert NotAssignedTeacher(roundId, teacher, msg.sender);
@@ -340,10 +343,11 @@ contract KnexaMarket is OrganizationRegistry {
     function _openRoundOf(address organizationAddress) internal view override returns (uint256) {
         uint256 roundId = openRoundId();
         if (roundId == 0) return 0;
-        if (_studentSlot[roundId][organizationAddress] != 0 || _teacherLoad[roundId][organizationAddress] != 0) {
-            return roundId;
-        }
-        return 0;
+        return _participation[roundId][organizationAddress] != 0 ? roundId : 0;
+    }
+
+    function _studentSlot(uint256 roundId, address organizationAddress) internal view returns (uint256) {
+        return _participation[roundId][organizationAddress] & _STUDENT_MASK;
     }
 
     function _requireNoOpenRound() internal view override {
