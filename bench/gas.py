@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from chain.accounts import dev_account  # noqa: E402
-from chain.client import DEFAULT_PARAMETERS, MarketClient  # noqa: E402
-from chain.devchain import DevChain  # noqa: E402
-from chain.units import ether, to_wad  # noqa: E402
+from chain.accounts import dev_account
+from chain.client import DEFAULT_PARAMETERS, MarketClient
+from chain.devchain import DevChain
+from chain.units import ether, to_wad
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAIR_COUNTS = (1, 8, 64, 128, 256)
