@@ -11,7 +11,7 @@ NPM_STAMP := $(TOOLS)/.knexa-installed
 .PHONY: help bootstrap demo test lint typecheck forge-test pytest artifacts bench-gas clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 bootstrap: $(PY_STAMP) $(NPM_STAMP)  ## virtualenv + PyPI packages + project-local npm tools
 
