@@ -5,8 +5,12 @@ from __future__ import annotations
 import typer
 
 from chain.cli import app as chain_app
+from exchange.cli import app as exchange_app
 from knexa import __version__
 from knexa.demo import run_demo
+from matchmaker.cli import app as matchmaker_app
+from matchmaker.commands import audit_app
+from matchmaker.commands import register as register_matchmaker_commands
 
 app = typer.Typer(
     name="knexa",
@@ -15,6 +19,10 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(chain_app, name="chain")
+app.add_typer(exchange_app, name="exchange")
+register_matchmaker_commands(matchmaker_app)
+app.add_typer(matchmaker_app, name="matchmaker")
+app.add_typer(audit_app, name="audit")
 
 
 @app.command()
@@ -25,7 +33,11 @@ def version() -> None:
 
 @app.command()
 def demo(
+    organizations: int = typer.Option(6, min=2, max=8, help="how many organizations trade"),
+    rounds: int = typer.Option(6, min=1, max=100, help="how many marketplace rounds"),
+    seed: int = typer.Option(0, help="seed of the federation and the matchmaker"),
     json_output: bool = typer.Option(False, "--json", help="print the result as JSON instead of tables"),
 ) -> None:
-    """Run the end-to-end demo on the embedded default (a local Anvil chain, started and stopped here)."""
-    run_demo(json_output=json_output)
+    """Run the end-to-end demo on the embedded default (a local Anvil chain and content store,
+    started and removed here)."""
+    run_demo(organizations, rounds, seed, json_output=json_output)

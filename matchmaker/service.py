@@ -1,0 +1,158 @@
+"""The live matchmaker: read the public record, decide, commit, open rounds, finalize them.
+
+Its policy state is rebuilt from chain + store by the same `Replayer` an auditor runs, on every
+step: a restarted matchmaker continues exactly where it left off, and a matchmaker whose own
+history does not replay (its code or declared policy changed) refuses to go on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from chain.client import MarketClient
+from chain.events import ChainEvent, EventReader
+from exchange.documents import DecisionRecord
+from exchange.store import ContentStore
+from matchmaker.audit import MATCH, MISMATCH, HistoryUnavailable, ProfileCache, Replayer, RoundVerdict
+from matchmaker.ledger import Ledger
+from matchmaker.policies import Decision, PolicyParams
+from matchmaker.runner import PolicyRunner, cid_binary, gather_inputs
+
+DEFAULT_ROUND_BLOCKS = 20
+
+
+class MatchmakerHalted(RuntimeError):  # noqa: N818
+    """The matchmaker's own history does not replay: it must not decide further rounds."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did: `opened`, `finalized`, `waiting` (deadline ahead) or `idle` (too few orgs)."""
+
+    action: str
+    round_id: int | None
+    detail: str
+
+
+@dataclass
+class RoundPlan:
+    """A decision about to be committed; tests may alter `pairs` to play a deviating matchmaker."""
+
+    round_id: int
+    decision: Decision
+    record: DecisionRecord
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Matchmaker:
+    """One matchmaker account driving rounds on a deployed market."""
+
+    def __init__(
+        self,
+        market: MarketClient,
+        store: ContentStore,
+        params: PolicyParams,
+        seed: int = 0,
+        from_block: int = 0,
+        round_blocks: int = DEFAULT_ROUND_BLOCKS,
+        plan_hook: Callable[[RoundPlan], None] | None = None,
+        accept_mismatches: bool = False,
+    ) -> None:
+        """`accept_mismatches`: continue on a market whose history has rounds that do not replay
+        (an operator's explicit decision, e.g. after replacing a deviating matchmaker); the state
+        then follows what happened on chain. Unverifiable history always halts."""
+        if market.account is None:
+            raise ValueError("the matchmaker needs an account holding MATCHMAKER_ROLE")
+        self.market = market
+        self.store = store
+        self.params = params
+        self.seed = seed
+        self.from_block = from_block
+        self.round_blocks = round_blocks
+        self.plan_hook = plan_hook
+        self.accept_mismatches = accept_mismatches
+        self.replayer = Replayer(store, runner=PolicyRunner(params, seed))
+        self._reader = EventReader(market.w3, market.contract)
+        self._events: list[ChainEvent] = []
+        self._read_through = from_block - 1
+        self._profiles = ProfileCache(store)
+
+    # ------------------------------------------------------------------ reading
+
+    def sync(self) -> tuple[Ledger, int]:
+        """Read new events up to the current block; returns the ledger and that block number."""
+        head = self.market.block_number()
+        if head > self._read_through:
+            self._events += self._reader.read(self._read_through + 1, head)
+            self._read_through = head
+        return Ledger.from_events(self._events, until_block=head), head
+
+    def judge_history(self) -> list[RoundVerdict]:
+        """Replay the history read so far (incrementally) and return every round's verdict."""
+        return self.replayer.advance(self._events)
+
+    def verdicts(self) -> list[RoundVerdict]:
+        """Replay the own history (incrementally); halt if any round of it does not match."""
+        verdicts = self.judge_history()
+        for verdict in verdicts:
+            if verdict.verdict == MISMATCH and self.accept_mismatches:
+                continue
+            if verdict.verdict != MATCH:
+                raise MatchmakerHalted(
+                    f"round {verdict.round_id} of this market does not replay under the declared policy "
+                    f"({verdict.verdict} at {verdict.first_difference}: {verdict.detail})"
+                )
+        return verdicts
+
+    # ------------------------------------------------------------------ acting
+
+    def step(self) -> StepResult:
+        """Do the one thing the market needs now."""
+        ledger, head = self.sync()
+        open_round = ledger.open_round()
+        if open_round is not None:
+            if head > open_round.deadline_block:
+                self.market.finalize_round(open_round.round_id)
+                return StepResult("finalized", open_round.round_id, f"finalized at block {head + 1}")
+            blocks_left = open_round.deadline_block - head
+            return StepResult("waiting", open_round.round_id, f"{blocks_left} blocks to the deadline")
+        self.verdicts()
+        round_id = max(ledger.rounds, default=0) + 1
+        try:
+            profiles = self._profiles.fetch(ledger)
+        except HistoryUnavailable as error:
+            return StepResult("idle", None, f"waiting for the store: {error}")
+        inputs = gather_inputs(round_id, ledger, profiles, self.params)
+        if len(inputs.organizations) < 2:
+            return StepResult("idle", None, f"{len(inputs.organizations)} eligible organization(s); need 2")
+        runner = self.replayer.runner
+        assert runner is not None
+        decision, record = runner.decide(inputs)
+        plan = RoundPlan(round_id, decision, record, list(decision.pairs))
+        if self.plan_hook is not None:
+            self.plan_hook(plan)
+        cid = self.store.put(plan.record.to_bytes())
+        self.market.open_round(
+            round_id,
+            cid_binary(cid),
+            bytes.fromhex(runner.commitment),
+            plan.pairs,
+            self.market.block_number() + self.round_blocks,
+        )
+        return StepResult("opened", round_id, f"{len(plan.pairs)} pairs, decision record {cid}")
+
+    def run(
+        self, stop: threading.Event, poll_s: float = 1.0, on_step: Callable[[StepResult], None] | None = None
+    ) -> None:
+        """Step until `stop` is set, sleeping `poll_s` whenever there is nothing to do."""
+        while not stop.is_set():
+            result = self.step()
+            if on_step is not None:
+                on_step(result)
+            if result.action in ("waiting", "idle"):
+                stop.wait(poll_s)
+            else:
+                time.sleep(0)

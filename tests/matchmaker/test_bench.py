@@ -1,0 +1,25 @@
+"""Smoke run of bench/matchmaker.py in quick mode (never asserts timings)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "matchmaker.py"
+
+
+def test_quick_bench_writes_json(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("bench_matchmaker", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (
+        module.main(["--quick", "--out", str(tmp_path), "--rounds", "5", "--timing-sizes", "10", "30"]) == 0
+    )
+    data = json.loads((tmp_path / "matchmaker.json").read_text())
+    assert data["quick"] is True
+    assert set(data["regret"]["8"]) >= {"linucb", "heuristic", "random"}
+    assert len(data["regret"]["8"]["linucb"]["cumulative_regret_mean"]) == 5
+    assert [r["n"] for r in data["timing"]] == [10, 30]

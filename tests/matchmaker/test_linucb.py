@@ -1,0 +1,166 @@
+"""LinUCB: correctness against a naive float64 reference, bit-exact determinism and replay."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from matchmaker.linucb import LinUCB, LinUCBConfig
+
+D = 6
+
+
+def _history(seed: int, rounds: int = 5, per_round: int = 7) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(size=D)
+    out = []
+    for r in range(rounds):
+        x = rng.random((per_round, D))
+        x[:, 0] = 1.0
+        y = 3.0 + 2.0 * (x @ theta) + rng.normal(0, 0.1, per_round)
+        out.append((r, x, y))
+    return out
+
+
+def _run(history: list[tuple[int, np.ndarray, np.ndarray]], cfg: LinUCBConfig) -> LinUCB:
+    bandit = LinUCB(cfg)
+    for r, x, y in history:
+        bandit.update(x, y, round=r)
+    return bandit
+
+
+@pytest.mark.parametrize("normalise", [True, False])
+def test_matches_naive_reference(normalise: bool) -> None:
+    cfg = LinUCBConfig(dim=D, ridge=0.7, beta0=1.3, normalise_rewards=normalise)
+    hist = _history(0)
+    bandit = _run(hist, cfg)
+    x_all = np.concatenate([h[1] for h in hist])
+    y_all = np.concatenate([h[2] for h in hist])
+    a = 0.7 * np.eye(D) + x_all.T @ x_all
+    target = (y_all - y_all.mean()) / y_all.std(ddof=1) if normalise else y_all
+    theta = np.linalg.solve(a, x_all.T @ target)
+    q = np.random.default_rng(5).random((40, D))
+    mean, bonus, ucb = bandit.scores(q)
+    ref_bonus = np.sqrt(np.einsum("ij,ij->i", q, np.linalg.solve(a, q.T).T))
+    np.testing.assert_allclose(bandit.theta(), theta, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(mean, q @ theta, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(bonus, ref_bonus, rtol=1e-9)
+    np.testing.assert_allclose(ucb, mean + 1.3 * bonus, rtol=1e-12)
+    np.testing.assert_allclose(bandit.a_inverse(), np.linalg.inv(a), rtol=1e-9, atol=1e-12)
+    assert bandit.reward_stats()[0] == pytest.approx(y_all.mean() if normalise else 0.0)
+
+
+def test_fresh_bandit_scores() -> None:
+    bandit = LinUCB(LinUCBConfig(dim=3, ridge=4.0, beta0=2.0))
+    mean, bonus, ucb = bandit.scores(np.array([[1.0, 0.0, 0.0], [0.0, 3.0, 4.0]]))
+    assert mean.tolist() == [0.0, 0.0]
+    np.testing.assert_allclose(bonus, [0.5, 2.5])
+    np.testing.assert_allclose(ucb, [1.0, 5.0])
+
+
+def test_two_runs_give_identical_bits() -> None:
+    cfg = LinUCBConfig(dim=D, beta_schedule="sqrt_log")
+    a, b = _run(_history(1), cfg), _run(_history(1), cfg)
+    assert a.state_digest() == b.state_digest()
+    q = np.random.default_rng(2).random((100, D))
+    for sa, sb in zip(a.scores(q), b.scores(q), strict=True):
+        assert sa.tobytes() == sb.tobytes()
+    assert len(a.state_digest()) == 64
+    assert a.state_digest() != _run(_history(2), cfg).state_digest()
+
+
+def test_block_size_does_not_change_bits() -> None:
+    bandit = _run(_history(3), LinUCBConfig(dim=D))
+    q = np.asfortranarray(np.random.default_rng(3).random((1001, D)))
+    ref = bandit.scores(q)
+    for block in (1, 7, 1000, 5000):
+        for s_ref, s_blk in zip(ref, bandit.scores(q, block=block), strict=True):
+            assert s_ref.tobytes() == s_blk.tobytes()
+
+
+def test_dict_round_trip_is_exact_and_resumable() -> None:
+    cfg = LinUCBConfig(dim=D, beta_schedule="inverse_sqrt", beta_tau=3.0)
+    hist = _history(4, rounds=6)
+    full = _run(hist, cfg)
+    half = _run(hist[:3], cfg)
+    restored = LinUCB.from_dict(json.loads(half.to_json()))
+    assert restored.state_digest() == half.state_digest()
+    for r, x, y in hist[3:]:
+        restored.update(x, y, round=r)
+    assert restored.state_digest() == full.state_digest()
+    q = np.random.default_rng(0).random((10, D))
+    assert restored.scores(q).ucb.tobytes() == full.scores(q).ucb.tobytes()
+    assert full.copy().state_digest() == full.state_digest()
+
+
+def test_replay_reproduces_every_score() -> None:
+    cfg = LinUCBConfig(dim=D, beta_schedule="sqrt_log")
+    hist = _history(5, rounds=8)
+    q = np.random.default_rng(6).random((50, D))
+    live = LinUCB(cfg)
+    recorded = []
+    for r, x, y in hist:
+        recorded.append((live.state_digest(), live.scores(q).ucb.tobytes()))
+        live.update(x, y, round=r)
+    replay = LinUCB(cfg)
+    for (r, x, y), (digest, ucb) in zip(hist, recorded, strict=True):
+        assert replay.state_digest() == digest
+        assert replay.scores(q).ucb.tobytes() == ucb
+        replay.update(x.copy(), y.copy(), round=r)
+    assert replay.state_digest() == live.state_digest()
+
+
+def test_welford_matches_numpy() -> None:
+    bandit = _run(_history(7), LinUCBConfig(dim=D))
+    y = np.concatenate([h[2] for h in _history(7)])
+    mu, sigma = bandit.reward_stats()
+    assert mu == pytest.approx(y.mean(), rel=1e-12)
+    assert sigma == pytest.approx(y.std(ddof=1), rel=1e-12)
+
+
+def test_bad_updates_change_nothing() -> None:
+    bandit = _run(_history(8, rounds=2), LinUCBConfig(dim=D))
+    digest = bandit.state_digest()
+    x = np.ones((2, D))
+    bad_inputs: list[tuple[np.ndarray, list[float], int]] = [
+        (x, [1.0, math.nan], 5),
+        (x, [1.0], 5),
+        (np.ones((2, D + 1)), [1.0, 2.0], 5),
+        (x, [1.0, 2.0], 1),
+        (x.astype(np.float32), [1.0, 2.0], 5),
+    ]
+    for contexts, rewards, rnd in bad_inputs:
+        with pytest.raises(ValueError, match=r"finite|shape|round|float64"):
+            bandit.update(contexts, rewards, round=rnd)
+    assert bandit.state_digest() == digest
+
+
+def test_empty_update_advances_the_schedule() -> None:
+    bandit = LinUCB(LinUCBConfig(dim=2, beta0=2.0, beta_schedule="inverse_sqrt", beta_tau=1.0))
+    assert bandit.beta() == 2.0
+    bandit.update(np.zeros((0, 2)), [], round=0)
+    assert bandit.n_batches == 1
+    assert bandit.n_obs == 0
+    assert bandit.beta() == 2.0 / math.sqrt(2.0)
+
+
+def test_beta_schedules() -> None:
+    assert LinUCBConfig(dim=1, beta0=0.5).beta(100) == 0.5
+    log_cfg = LinUCBConfig(dim=1, beta0=0.5, beta_schedule="sqrt_log")
+    assert log_cfg.beta(0) == 0.5
+    assert log_cfg.beta(99) == pytest.approx(0.5 * math.sqrt(1 + math.log(100)), rel=1e-15)
+    with pytest.raises(ValueError, match="beta_schedule"):
+        LinUCBConfig(dim=1, beta_schedule="bogus")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dim"):
+        LinUCBConfig(dim=0)
+
+
+def test_from_dict_rejects_bad_state() -> None:
+    d = _run(_history(9, rounds=1), LinUCBConfig(dim=D)).to_dict()
+    with pytest.raises(ValueError, match="shape"):
+        LinUCB.from_dict({**d, "b": [0.0] * (D + 1)})
+    with pytest.raises(ValueError, match="version"):
+        LinUCB.from_dict({**d, "version": 99})
