@@ -6,6 +6,7 @@ import typer
 
 from chain.cli import app as chain_app
 from exchange.cli import app as exchange_app
+from explorer.cli import app as explorer_app
 from knexa import __version__
 from knexa.demo import run_demo
 from matchmaker.cli import app as matchmaker_app
@@ -23,6 +24,7 @@ app.add_typer(exchange_app, name="exchange")
 register_matchmaker_commands(matchmaker_app)
 app.add_typer(matchmaker_app, name="matchmaker")
 app.add_typer(audit_app, name="audit")
+app.add_typer(explorer_app, name="explorer")
 
 
 @app.command()

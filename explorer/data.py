@@ -1,0 +1,446 @@
+"""Data access: chain + content store -> one `Snapshot` of typed view models, cached briefly.
+
+Everything comes from public sources: the market's view functions and events (via `chain`), and
+the documents whose CIDs those events carry (via the content store). Each request asks for a
+snapshot; one is rebuilt at most every `ttl_s` seconds, so a page with many parts reads the chain
+once, and a busy explorer does not hammer the node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+
+from chain.client import MarketClient, OrganizationStatus, RoundStatus, SlashReason, connect
+from chain.deploy import Deployment, verify_deployment
+from chain.errors import ChainError, DeploymentError, NodeUnavailableError
+from chain.events import ChainEvent, EventReader
+from chain.units import from_wad
+from explorer.content import ContentReader, cid_text, decode_decision, decode_profile
+from explorer.models import (
+    VERDICT_PENDING,
+    ChainInfo,
+    Counts,
+    Document,
+    EventView,
+    History,
+    OrganizationSeries,
+    OrganizationView,
+    PairCount,
+    PairView,
+    RecordCheck,
+    ReputationMove,
+    RewardView,
+    RoundView,
+    ScoreView,
+    SeriesPoint,
+    SlashView,
+    Snapshot,
+    StoreInfo,
+    Summary,
+    TxRef,
+    Unavailable,
+    VerdictView,
+)
+from explorer.verdicts import Verifier, matchmaker_verifier, run_verifier
+
+RPC_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class ExplorerSettings:
+    manifest: Path
+    rpc_url: str | None = None  # None: the manifest's
+    block_explorer_url: str | None = None
+    ttl_s: float = 3.0
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    return value
+
+
+def _tx(event: ChainEvent | None) -> TxRef | None:
+    return None if event is None else TxRef(event.transaction_hash, event.block_number)
+
+
+def _must_tx(event: ChainEvent) -> TxRef:
+    return TxRef(event.transaction_hash, event.block_number)
+
+
+def short_address(address: str) -> str:
+    return f"{address[:6]}…{address[-4:]}" if len(address) > 12 else address
+
+
+class ExplorerData:
+    """Builds and caches snapshots. Thread-safe: one rebuild at a time, readers share the result."""
+
+    def __init__(
+        self,
+        settings: ExplorerSettings,
+        content: ContentReader,
+        verifier: Verifier = matchmaker_verifier,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.content = content
+        self.verifier = verifier
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._cached: Snapshot | Unavailable | None = None
+        self._cached_at = 0.0
+        self._w3: Web3 | None = None
+        self._w3_url: str | None = None
+        self.market: MarketClient | None = None
+        self.deployment: Deployment | None = None
+
+    def snapshot(self) -> Snapshot | Unavailable:
+        with self._lock:
+            now = self.clock()
+            if self._cached is None or now - self._cached_at >= self.settings.ttl_s:
+                self._cached = self._build()
+                self._cached_at = self.clock()
+            return self._cached
+
+    # ------------------------------------------------------------------ connection
+
+    def _connect(self) -> tuple[Deployment, MarketClient] | Unavailable:
+        try:
+            deployment = Deployment.load(self.settings.manifest)
+        except DeploymentError as error:
+            return Unavailable("no-manifest", "No deployment manifest", str(error))
+        rpc_url = self.settings.rpc_url or deployment.rpc_url
+        if not rpc_url:
+            return Unavailable("no-manifest", "No JSON-RPC URL", "the manifest names no RPC URL: pass --rpc")
+        try:
+            if self._w3 is None or self._w3_url != rpc_url:
+                self._w3 = connect(rpc_url, timeout_s=RPC_TIMEOUT_S)
+                self._w3_url = rpc_url
+            market = verify_deployment(self._w3, deployment)
+        except NodeUnavailableError as error:
+            self._w3 = None
+            return Unavailable("rpc-unreachable", "The chain's JSON-RPC node is unreachable", str(error))
+        except DeploymentError as error:
+            message = str(error)
+            if "no contract" in message:
+                return Unavailable(
+                    "reset-chain",
+                    "The market is not on this chain (was it reset?)",
+                    f"{message}. The manifest {self.settings.manifest} points at an address without code "
+                    f"on {rpc_url}: redeploy (`knexa chain up` / `knexa chain deploy`) and reload.",
+                )
+            return Unavailable("wrong-code", "The manifest does not match the chain", message)
+        self.deployment = deployment
+        self.market = market
+        return deployment, market
+
+    def _build(self) -> Snapshot | Unavailable:
+        connected = self._connect()
+        if isinstance(connected, Unavailable):
+            self.market = None  # nothing is served for a market that cannot be checked now
+            return connected
+        deployment, market = connected
+        try:
+            return self._read(deployment, market)
+        except NodeUnavailableError as error:
+            self._w3 = None
+            return Unavailable("rpc-unreachable", "The chain's JSON-RPC node is unreachable", str(error))
+        except ChainError as error:
+            return Unavailable("rpc-unreachable", "The chain answered with an error", str(error))
+
+    # ------------------------------------------------------------------ reading
+
+    def _read(self, deployment: Deployment, market: MarketClient) -> Snapshot:
+        block_number = market.block_number()
+        self.content.probe()
+        events = EventReader(market.w3, market.contract).read(deployment.deploy_block, block_number)
+        by_name: dict[str, list[ChainEvent]] = defaultdict(list)
+        for event in events:
+            by_name[event.name].append(event)
+
+        organizations = self._organizations(market, by_name)
+        names = {org.address: org.name for org in organizations}
+        round_ids = sorted({int(event.args["roundId"]) for event in by_name["RoundOpened"]})
+        verdicts = (
+            run_verifier(self.verifier, market, self.content.store, deployment.deploy_block, round_ids)
+            if round_ids
+            else {}
+        )
+        rounds = [self._round(market, rid, by_name, names, verdicts.get(rid)) for rid in round_ids]
+
+        reachable, store_detail = self.content.status()
+        notices: list[str] = []
+        if not self.content.configured:
+            notices.append("No content store is configured: profiles and decision records are not shown.")
+        elif not reachable:
+            notices.append(f"Degraded: {store_detail}. Chain data is shown; documents are not.")
+        chain_info = ChainInfo(
+            chain_id=market.chain_id,
+            block_number=block_number,
+            rpc_url=self._w3_url or "",
+            market_address=market.address,
+            deploy_block=deployment.deploy_block,
+            deploy_transaction=deployment.deploy_transaction,
+            admin=deployment.admin,
+            matchmaker=deployment.matchmaker,
+            compiler_version=deployment.compiler_version,
+        )
+        parameters = {key: int(value) for key, value in asdict(market.parameters()).items()}
+        counts = Counts(
+            organizations=len(organizations),
+            active_organizations=sum(1 for org in organizations if org.status == "active"),
+            rounds=len(rounds),
+            finalized_rounds=sum(1 for item in rounds if item.status == "finalized"),
+            pairs=sum(len(item.pairs) for item in rounds),
+            events=len(events),
+        )
+        summary = Summary(
+            chain=chain_info,
+            parameters=parameters,
+            counts=counts,
+            store=StoreInfo(
+                configured=self.content.configured,
+                description=self.content.describe(),
+                reachable=reachable,
+                detail=store_detail,
+            ),
+            open_round_id=market.open_round_id(),
+            notices=notices,
+            block_explorer_url=self.settings.block_explorer_url,
+        )
+        event_views = [
+            EventView(
+                name=event.name,
+                block_number=event.block_number,
+                transaction_hash=event.transaction_hash,
+                log_index=event.log_index,
+                args=_jsonable(event.args),
+            )
+            for event in events
+        ]
+        return Snapshot(
+            summary=summary,
+            organizations=organizations,
+            rounds=rounds,
+            events=event_views,
+            history=_history(organizations, rounds),
+        )
+
+    def _organizations(
+        self, market: MarketClient, by_name: dict[str, list[ChainEvent]]
+    ) -> list[OrganizationView]:
+        registered = {event.args["organization"]: event for event in by_name["OrganizationRegistered"]}
+        latest_profile: dict[str, bytes] = {
+            address: bytes(event.args["profileCid"]) for address, event in registered.items()
+        }
+        for event in by_name["ProfileUpdated"]:
+            latest_profile[event.args["organization"]] = bytes(event.args["profileCid"])
+        views = []
+        for org in market.organizations():
+            binary = latest_profile.get(org.address)
+            profile_cid = cid_text(binary) if binary is not None else None
+            profile: Document | None = None
+            if profile_cid is not None:
+                profile = self.content.fetch(profile_cid, "profile", decode_profile)
+            elif binary is not None:
+                profile = Document(
+                    "0x" + binary.hex(), "invalid", detail="the profile CID is not a valid CID"
+                )
+            views.append(
+                OrganizationView(
+                    address=org.address,
+                    name=org.name,
+                    status=OrganizationStatus(org.status).name.lower(),
+                    stake_wei=org.stake,
+                    stake_eth=from_wad(org.stake),
+                    reputation_wad=org.reputation,
+                    reputation=from_wad(org.reputation),
+                    credits_wad=org.credits,
+                    credits=from_wad(org.credits),
+                    pending_withdrawal_wei=market.pending_withdrawal(org.address),
+                    registered_at_block=org.registered_at_block,
+                    exit_available_at_block=org.exit_available_at_block,
+                    registration=_tx(registered.get(org.address)),
+                    profile_cid=profile_cid,
+                    profile=profile,
+                )
+            )
+        return views
+
+    def _round(
+        self,
+        market: MarketClient,
+        round_id: int,
+        by_name: dict[str, list[ChainEvent]],
+        names: dict[str, str],
+        verdict: VerdictView | None,
+    ) -> RoundView:
+        def of_round(name: str) -> list[ChainEvent]:
+            return [event for event in by_name[name] if int(event.args["roundId"]) == round_id]
+
+        state = market.round(round_id)
+        opened = next(iter(of_round("RoundOpened")), None)
+        finalized = next(iter(of_round("RoundFinalized")), None)
+        decision_cid = cid_text(bytes(opened.args["decisionCid"])) if opened is not None else None
+        decision = self.content.fetch(decision_cid, "decision", decode_decision) if decision_cid else None
+        scores = _scores(decision)
+
+        def by_pair(name: str) -> dict[tuple[str, str], ChainEvent]:
+            return {(event.args["teacher"], event.args["student"]): event for event in of_round(name)}
+
+        assigned, bundles, gains, rewards = (
+            by_pair("PairAssigned"),
+            by_pair("BundlePublished"),
+            by_pair("GainReported"),
+            by_pair("RewardPaid"),
+        )
+        slashes = [
+            SlashView(
+                offender=event.args["offender"],
+                beneficiary=event.args["beneficiary"],
+                amount_wei=int(event.args["amount"]),
+                reason=SlashReason(int(event.args["reason"])).name.lower().replace("_", " "),
+                tx=_must_tx(event),
+            )
+            for event in of_round("Slashed")
+        ]
+        pairs = []
+        for pair in market.pairs(round_id):
+            key = (pair.teacher, pair.student)
+            bundle, gain, reward = bundles.get(key), gains.get(key), rewards.get(key)
+            pairs.append(
+                PairView(
+                    index=pair.index,
+                    teacher=pair.teacher,
+                    student=pair.student,
+                    teacher_name=names.get(pair.teacher, short_address(pair.teacher)),
+                    student_name=names.get(pair.student, short_address(pair.student)),
+                    assigned=_tx(assigned.get(key)),
+                    score=scores.get(key),
+                    bundle_cid=cid_text(bytes(bundle.args["bundleCid"])) if bundle else None,
+                    bundle=_tx(bundle),
+                    gain=from_wad(int(gain.args["gain"])) if gain else None,
+                    gain_wad=int(gain.args["gain"]) if gain else None,
+                    adapter_cid=cid_text(bytes(gain.args["adapterCid"])) if gain else None,
+                    report=_tx(gain),
+                    reward=(
+                        RewardView(
+                            fee_wei=int(reward.args["fee"]),
+                            credits=from_wad(int(reward.args["credits"])),
+                            tx=_must_tx(reward),
+                        )
+                        if reward
+                        else None
+                    ),
+                    slashes=[
+                        s for s in slashes if {s.offender, s.beneficiary} == {pair.teacher, pair.student}
+                    ],
+                )
+            )
+        moves = [
+            ReputationMove(
+                organization=event.args["organization"],
+                old=from_wad(int(event.args["oldReputation"])),
+                new=from_wad(int(event.args["newReputation"])),
+                tx=_must_tx(event),
+            )
+            for event in of_round("ReputationUpdated")
+        ]
+        policy_digest = state.policy_digest.hex()
+        return RoundView(
+            round_id=round_id,
+            status=RoundStatus(state.status).name.lower(),
+            opened_at_block=state.opened_at_block,
+            deadline_block=state.deadline_block,
+            pair_count=state.pair_count,
+            exchange_fee_wei=state.exchange_fee,
+            policy_digest=policy_digest,
+            decision_cid=decision_cid,
+            decision=decision,
+            record_check=_check_record(round_id, decision, policy_digest, pairs),
+            opened=_tx(opened),
+            finalized=_tx(finalized),
+            pairs=pairs,
+            slashes=slashes,
+            reputation_moves=moves,
+            verdict=verdict or VerdictView(round_id, VERDICT_PENDING, None, "the replay gave no verdict"),
+        )
+
+
+def _scores(decision: Document | None) -> dict[tuple[str, str], ScoreView]:
+    if decision is None or decision.state != "decoded" or not isinstance(decision.content, dict):
+        return {}
+    scores = {}
+    for candidate in decision.content.get("candidates", []):
+        scores[(candidate["teacher"], candidate["student"])] = ScoreView(
+            mean=float(candidate["mean"]), bonus=float(candidate["bonus"]), score=float(candidate["score"])
+        )
+    return scores
+
+
+def _check_record(
+    round_id: int, decision: Document | None, policy_digest: str, pairs: Iterable[PairView]
+) -> RecordCheck | None:
+    """Does the decision record say what the chain says? (A cheap check; the replay goes further.)"""
+    if decision is None or decision.state != "decoded" or not isinstance(decision.content, dict):
+        return None
+    content = decision.content
+    problems = []
+    if content.get("round") != round_id:
+        problems.append(f"the record is for round {content.get('round')}, not {round_id}")
+    if content.get("policy_digest") != policy_digest:
+        problems.append("the record's policy digest differs from the one committed on chain")
+    chosen = {(item["teacher"], item["student"]) for item in content.get("chosen", [])}
+    on_chain = {(pair.teacher, pair.student) for pair in pairs}
+    if chosen != on_chain:
+        problems.append(
+            f"the record chose {len(chosen)} pairs, the chain assigned {len(on_chain)}; "
+            f"{len(chosen ^ on_chain)} differ"
+        )
+    return RecordCheck(ok=not problems, problems=problems)
+
+
+def _history(organizations: list[OrganizationView], rounds: list[RoundView]) -> History:
+    series = []
+    for org in organizations:
+        reputation: list[SeriesPoint] = []
+        received: list[SeriesPoint] = []
+        caused: list[SeriesPoint] = []
+        for item in rounds:
+            moves = [move for move in item.reputation_moves if move.organization == org.address]
+            if moves:  # an organization can move twice in a round (as teacher and as student)
+                if not reputation:
+                    reputation.append(SeriesPoint(item.round_id - 1, moves[0].old))
+                reputation.append(SeriesPoint(item.round_id, moves[-1].new))
+            if not moves and reputation and item.status == "finalized":
+                # no event means no change: carry the value forward so every line covers every round
+                reputation.append(SeriesPoint(item.round_id, reputation[-1].value))
+            for pair in item.pairs:
+                if pair.gain is None:
+                    continue
+                if pair.student == org.address:
+                    received.append(SeriesPoint(item.round_id, pair.gain))
+                if pair.teacher == org.address:
+                    caused.append(SeriesPoint(item.round_id, pair.gain))
+        series.append(OrganizationSeries(org.address, org.name, reputation, received, caused))
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for item in rounds:
+        for pair in item.pairs:
+            counts[(pair.teacher, pair.student)] += 1
+    return History(
+        rounds=[item.round_id for item in rounds],
+        organizations=series,
+        pair_counts=[PairCount(teacher, student, n) for (teacher, student), n in sorted(counts.items())],
+    )
