@@ -47,14 +47,16 @@ Adjacency = Literal["add_remove", "replace"]
 
 #: The default, fixed and ordered list of problem categories (code-generation tasks).
 DEFAULT_CATEGORIES: tuple[str, ...] = (
-    "arrays",
+    # The problem categories of the agents' code suite (agent.data.templates.CATEGORIES; a test keeps
+    # the two equal without making the matchmaker import the agent side).
     "strings",
-    "math",
-    "data_structures",
+    "arithmetic",
+    "lists",
+    "dicts",
+    "conditionals",
+    "loops",
     "recursion",
-    "sorting_searching",
-    "dynamic_programming",
-    "io_parsing",
+    "sorting",
 )
 
 PROFILE_SCHEMA = "knexa.profile.v1"

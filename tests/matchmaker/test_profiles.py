@@ -118,7 +118,7 @@ def test_gaussian_sigma_is_tight_and_noise_matches() -> None:
 def test_release_postprocesses_and_accounts() -> None:
     acc = PrivacyAccountant(epsilon_budget=2.0)
     rng = np.random.default_rng(0)
-    counts = {"arrays": 120, "strings": 30, "math": 0}
+    counts = {"strings": 120, "arithmetic": 30, "lists": 0}
     rel = release_histogram(counts, rng=rng, accountant=acc, epsilon=0.5)
     assert len(rel.histogram) == K
     assert min(rel.histogram) >= 0.0
