@@ -7,10 +7,11 @@ that a revert surfaces as a decoded `ContractReverted` *before* anything is sent
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from eth_account.signers.local import LocalAccount
@@ -18,7 +19,13 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError, ProviderConnectionError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    ProviderConnectionError,
+    TransactionNotFound,
+    Web3RPCError,
+)
 from web3.types import TxParams, TxReceipt, Wei
 
 from chain.compiler import Artifact, load_artifact
@@ -26,6 +33,9 @@ from chain.errors import ChainError, ContractReverted, ErrorDecoder, NodeUnavail
 from chain.units import ether
 
 RECEIPT_TIMEOUT_S = 120.0
+RPC_ATTEMPTS = 4
+RPC_BACKOFF_S = 0.25
+T = TypeVar("T")
 RECEIPT_POLL_S = 0.02  # automining nodes answer within milliseconds; public chains just poll more
 
 
@@ -35,6 +45,25 @@ def connect(rpc_url: str, timeout_s: float = 30.0) -> Web3:
     with rpc_errors(rpc_url):
         w3.eth.chain_id  # noqa: B018 - a cheap call that proves the node answers
     return w3
+
+
+def with_retries(action: Callable[[], T], attempts: int | None = None, backoff_s: float | None = None) -> T:
+    """Run `action`, retrying transport failures with exponential backoff (then `NodeUnavailableError`).
+
+    Only transport errors are retried; a node's answer (a revert, a rejected transaction) is not.
+    Sending is safe to retry because the same signed transaction (same nonce, same hash) is resent.
+    """
+    tries = RPC_ATTEMPTS if attempts is None else attempts
+    pause = RPC_BACKOFF_S if backoff_s is None else backoff_s
+    for attempt in range(tries):
+        try:
+            with rpc_errors():
+                return action()
+        except NodeUnavailableError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(pause * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
@@ -197,23 +226,40 @@ class MarketClient:
     def transact(self, function: ContractFunction, value: int = 0) -> TxResult:
         """Estimate (surfacing reverts as typed errors), sign, send and wait for `function`."""
         account = self._require_account()
+
+        def build() -> TxParams:
+            params: TxParams = {
+                "from": account.address,
+                "value": Wei(value),
+                "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+                "chainId": self.chain_id,
+            }
+            return function.build_transaction(params)
+
         try:
-            with rpc_errors():
-                params: TxParams = {
-                    "from": account.address,
-                    "value": Wei(value),
-                    "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
-                    "chainId": self.chain_id,
-                }
-                transaction = function.build_transaction(params)
+            transaction = with_retries(build)
         except (ContractCustomError, ContractLogicError) as error:
             raise self._decode(error) from None
         signed = account.sign_transaction(dict(transaction))  # type: ignore[arg-type]
-        with rpc_errors():
-            transaction_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            receipt = self.w3.eth.wait_for_transaction_receipt(
+        transaction_hash = HexBytes(signed.hash)
+
+        def send() -> None:
+            try:
+                self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Web3RPCError:
+                # A retried send of the very same signed transaction ("already known", or "nonce too
+                # low" once it is mined): fine if the node has our transaction, an error otherwise.
+                try:
+                    self.w3.eth.get_transaction(transaction_hash)
+                except TransactionNotFound:
+                    raise
+
+        with_retries(send)
+        receipt = with_retries(
+            lambda: self.w3.eth.wait_for_transaction_receipt(
                 transaction_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
             )
+        )
         if receipt["status"] != 1:
             raise self._explain_failure(function, account.address, value, receipt)
         return TxResult(
