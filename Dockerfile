@@ -18,6 +18,9 @@ FROM ${PYTHON_IMAGE} AS python
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 # extras to install: "" for chain/explorer/matchmaker services, "ml" for organization agents
 ARG KNEXA_EXTRAS=""
+# an extra package index for torch's CPU-only wheels (set it to keep the image small; without it pip
+# takes the default build of torch==2.13.0)
+ARG TORCH_INDEX_URL=""
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
@@ -29,8 +32,8 @@ COPY matchmaker ./matchmaker
 COPY agent ./agent
 COPY explorer ./explorer
 COPY contracts ./contracts
-# torch first and pinned (CPU build) when the ml extra is wanted, as the Makefile does
-RUN if [ -n "$KNEXA_EXTRAS" ]; then pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu; fi \
+# torch first and pinned when the ml extra is wanted, as the Makefile does
+RUN if [ -n "$KNEXA_EXTRAS" ]; then pip install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}; fi \
     && pip install -e ".${KNEXA_EXTRAS:+[$KNEXA_EXTRAS]}"
 
 # --- stage 3: the runtime, non-root ---

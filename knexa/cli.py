@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
+from agent.cli import app as agent_app
+from agent.org.cli import app as org_app
 from chain.cli import app as chain_app
 from exchange.cli import app as exchange_app
 from explorer.cli import app as explorer_app
 from knexa import __version__
-from knexa.demo import run_demo
+from knexa.demo import run_demo, run_process_demo_cli
 from matchmaker.cli import app as matchmaker_app
 from matchmaker.commands import audit_app
 from matchmaker.commands import register as register_matchmaker_commands
@@ -25,6 +29,8 @@ register_matchmaker_commands(matchmaker_app)
 app.add_typer(matchmaker_app, name="matchmaker")
 app.add_typer(audit_app, name="audit")
 app.add_typer(explorer_app, name="explorer")
+app.add_typer(org_app, name="org")
+app.add_typer(agent_app, name="agent")
 
 
 @app.command()
@@ -35,11 +41,25 @@ def version() -> None:
 
 @app.command()
 def demo(
-    organizations: int = typer.Option(6, min=2, max=8, help="how many organizations trade"),
-    rounds: int = typer.Option(6, min=1, max=100, help="how many marketplace rounds"),
+    organizations: int = typer.Option(
+        None, min=2, max=8, help="how many organizations trade [default: 6; 3 with --processes]"
+    ),
+    rounds: int = typer.Option(
+        None, min=1, max=100, help="how many marketplace rounds [default: 6; 2 with --processes]"
+    ),
     seed: int = typer.Option(0, help="seed of the federation and the matchmaker"),
+    processes: bool = typer.Option(
+        False,
+        "--processes",
+        help="run Anvil, the matchmaker and every organization as separate `knexa` processes",
+    ),
+    learner: str = typer.Option("synthetic", help="with --processes: synthetic or lora (real tiny models)"),
+    workdir: Path | None = typer.Option(None, help="with --processes: keep keystores, store and logs here"),
     json_output: bool = typer.Option(False, "--json", help="print the result as JSON instead of tables"),
 ) -> None:
     """Run the end-to-end demo on the embedded default (a local Anvil chain and content store,
     started and removed here)."""
-    run_demo(organizations, rounds, seed, json_output=json_output)
+    if processes:
+        run_process_demo_cli(organizations or 3, rounds or 2, learner, workdir, json_output)
+    else:
+        run_demo(organizations or 6, rounds or 6, seed, json_output=json_output)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
@@ -74,4 +75,58 @@ def run_demo(organizations: int = 6, rounds: int = 6, seed: int = 0, json_output
     console.print(
         f"The matchmaker's pairings realised {100 * report.share_of_oracle():.1f}% of the best possible "
         "true gain (oracle matching) over these rounds. Anvil stopped; nothing left running."
+    )
+
+
+def run_process_demo_cli(
+    organizations: int, rounds: int, learner: str, workdir: Path | None, json_output: bool
+) -> None:
+    """`knexa demo --processes`: the market as separate processes, summarised."""
+    from knexa.process_demo import run_process_demo
+
+    console = Console(stderr=json_output)
+    console.rule(f"knexa demo: {organizations} organizations as separate processes, {rounds} rounds")
+    report = run_process_demo(
+        organizations,
+        rounds,
+        learner,
+        workdir=workdir,
+        on_progress=lambda message: console.print(f"• {message}"),
+    )
+    if json_output:
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+        return
+    for entry in report.rounds:
+        table = Table(
+            "teacher", "student", "bundle CID", "gain", "reward (ETH)", title=f"round {entry['round']}"
+        )
+        for pair in entry["pairs"]:
+            gain = pair.get("gain")
+            table.add_row(
+                pair["teacher"],
+                pair["student"],
+                (pair["bundle"] or "none")[:20] + ("…" if pair["bundle"] else ""),
+                "no report" if gain is None else f"{gain:+.4f}",
+                f"{pair.get('reward_eth', 0.0):.4f}",
+            )
+        console.print(table)
+        for slash in entry["slashes"]:
+            console.print(f"  slashed: {slash['offender']} lost {slash['eth']:.4f} ETH")
+    orgs = Table(
+        "organization", "stake (ETH)", "withdrawable (ETH)", "reputation", "credits", title="after the rounds"
+    )
+    for org in report.organizations:
+        orgs.add_row(
+            org["name"],
+            f"{org['stake_eth']:.4f}",
+            f"{org['withdrawable_eth']:.4f}",
+            f"{org['reputation']:.3f}",
+            f"{org['credits']:.4f}",
+        )
+    console.print(orgs)
+    for verdict in report.verdicts:
+        console.print(f"replay of round {verdict['round']}: {verdict['verdict']} ({verdict['detail']})")
+    console.print(
+        f"Logs of every process: {report.logs}. Next: `knexa explorer serve --manifest ... --store ...` "
+        "shows the same rounds in a browser. All processes stopped."
     )

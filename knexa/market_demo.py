@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from coincurve import PrivateKey
 
+from agent.org.learners import synthetic_profile
 from chain.client import MarketClient
 from chain.devchain import FIRST_ORGANIZATION_INDEX, DevChain
 from chain.units import ether, from_wad, to_wad
 from exchange.bundles import KnowledgeBundle, TokenizerId
-from exchange.documents import PeftSummary, ProfileDoc
 from exchange.local import LocalStore
 from exchange.sealing import open_knowledge, publish_sealed
 from exchange.store import ContentStore
@@ -109,22 +109,6 @@ class ScriptedOrganization:
         return str(self.client.account.address)
 
 
-def _profile(federation: Federation, sim_id: str) -> ProfileDoc:
-    features = federation.orgs[sim_id].features
-    spent = federation.orgs[sim_id].accountant.epsilon_spent
-    return ProfileDoc(
-        model_family=features.family,
-        size_bucket=str(features.size_bucket),
-        peft=PeftSummary(rank=features.lora_rank, target_modules=("k_proj", "q_proj", "v_proj")),
-        pass_at_1=features.pass1,
-        pass_at_1_delta=features.pass1_delta,
-        categories=features.categories,
-        histogram=features.category_hist,
-        epsilon=spent,
-        budget_spent=spent,
-    )
-
-
 def _teach(
     store: ContentStore, teacher: ScriptedOrganization, student: ScriptedOrganization, round_id: int
 ) -> str:
@@ -168,7 +152,7 @@ def run_market_demo(
         for index, sim_id in enumerate(federation.active_ids()):
             key = PrivateKey(hashlib.sha256(f"knexa-demo/{seed}/{sim_id}".encode()).digest())
             member = ScriptedOrganization(sim_id, chain.organization(index), key)
-            profile_cid = store.put(_profile(federation, sim_id).to_bytes())
+            profile_cid = store.put(synthetic_profile(federation, sim_id).to_bytes())
             member.client.register(
                 sim_id, cid_binary(profile_cid), key.public_key.format(compressed=True), ether(2)
             )

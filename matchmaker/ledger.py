@@ -18,7 +18,8 @@ from enum import Enum
 
 from web3 import Web3
 
-from chain.events import ChainEvent
+from chain.client import MarketClient
+from chain.events import ChainEvent, EventReader
 
 INITIAL_REPUTATION = 10**18 // 2
 
@@ -243,3 +244,25 @@ class Ledger:
 
     def finalized_rounds(self) -> list[RoundRecord]:
         return [self.rounds[key] for key in sorted(self.rounds) if self.rounds[key].finalized]
+
+
+class LedgerFollower:
+    """Follows a market's event log incrementally (each event is read once) and folds it."""
+
+    def __init__(self, market: MarketClient, from_block: int) -> None:
+        self.market = market
+        self._reader = EventReader(market.w3, market.contract)
+        self._events: list[ChainEvent] = []
+        self._read_through = from_block - 1
+
+    @property
+    def events(self) -> list[ChainEvent]:
+        return self._events
+
+    def sync(self) -> tuple[Ledger, int]:
+        """Read events up to the current block; returns the ledger folded up to it and that block."""
+        head = self.market.block_number()
+        if head > self._read_through:
+            self._events += self._reader.read(self._read_through + 1, head)
+            self._read_through = head
+        return Ledger.from_events(self._events, until_block=head), head

@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chain.client import MarketClient
-from chain.events import ChainEvent, EventReader
 from exchange.documents import DecisionRecord
 from exchange.store import ContentStore
 from matchmaker.audit import MATCH, MISMATCH, HistoryUnavailable, ProfileCache, Replayer, RoundVerdict
-from matchmaker.ledger import Ledger
+from matchmaker.ledger import Ledger, LedgerFollower
 from matchmaker.policies import Decision, PolicyParams
 from matchmaker.runner import PolicyRunner, cid_binary, gather_inputs
 
@@ -75,24 +74,18 @@ class Matchmaker:
         self.plan_hook = plan_hook
         self.accept_mismatches = accept_mismatches
         self.replayer = Replayer(store, runner=PolicyRunner(params, seed))
-        self._reader = EventReader(market.w3, market.contract)
-        self._events: list[ChainEvent] = []
-        self._read_through = from_block - 1
+        self._follower = LedgerFollower(market, from_block)
         self._profiles = ProfileCache(store)
 
     # ------------------------------------------------------------------ reading
 
     def sync(self) -> tuple[Ledger, int]:
         """Read new events up to the current block; returns the ledger and that block number."""
-        head = self.market.block_number()
-        if head > self._read_through:
-            self._events += self._reader.read(self._read_through + 1, head)
-            self._read_through = head
-        return Ledger.from_events(self._events, until_block=head), head
+        return self._follower.sync()
 
     def judge_history(self) -> list[RoundVerdict]:
         """Replay the history read so far (incrementally) and return every round's verdict."""
-        return self.replayer.advance(self._events)
+        return self.replayer.advance(self._follower.events)
 
     def verdicts(self) -> list[RoundVerdict]:
         """Replay the own history (incrementally); halt if any round of it does not match."""

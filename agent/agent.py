@@ -1,0 +1,129 @@
+"""One organisation's agent: frozen base + its own LoRA adapter + private data.
+
+Nothing leaves an agent except bundle payloads (:meth:`Agent.teach`) and, on request,
+adapter weights. The runtime (and later the exchange layer) calls :meth:`Agent.teach`
+for a teacher and :meth:`Agent.learn` for a student; :meth:`Agent.learn` reports the
+validation Pass@1 gain that becomes the matchmaker's reward.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from transformers import PreTrainedModel
+
+from agent.data.problems import Problem
+from agent.data.splits import OrgData, TransferItem
+from agent.evaluate import PassAt1, pass_at_1
+from agent.models.tokenizer import Codec
+from agent.models.zoo import ModelSpec, attach_lora
+from agent.payload import BundlePayload
+from agent.sandbox import Evaluator
+from agent.student import DistillConfig, distil
+from agent.teacher import TeacherConfig, make_bundle
+from agent.training import Budget, encode_example, make_optimizer, train_steps
+
+
+@dataclass
+class LearnReport:
+    teacher: str
+    mode: str
+    bundle_examples: int
+    val_before: float
+    val_after: float
+    losses: list[float] = field(default_factory=list)
+
+    @property
+    def gain(self) -> float:
+        return self.val_after - self.val_before
+
+
+class Agent:
+    def __init__(
+        self,
+        org: OrgData,
+        spec: ModelSpec,
+        codec: Codec,
+        base: PreTrainedModel,
+        *,
+        budget: Budget,
+        seed: int,
+    ) -> None:
+        self.org = org
+        self.spec = spec
+        self.codec = codec
+        self.budget = budget
+        self.seed = seed
+        self.model = attach_lora(copy.deepcopy(base), spec, seed)
+        self.optimizer = make_optimizer(self.model, budget.lr)
+        self.train_examples = [encode_example(codec, p.prompt, p.solution, spec.max_len) for p in org.train]
+        self.steps_done = 0
+
+    @property
+    def name(self) -> str:
+        return self.org.org
+
+    def _step_seed(self) -> int:
+        return self.seed * 1_000_003 + self.steps_done
+
+    def train_local(self, steps: int | None = None) -> list[float]:
+        n = self.budget.steps if steps is None else steps
+        losses = train_steps(
+            self.model,
+            self.train_examples,
+            steps=n,
+            batch_size=self.budget.batch_size,
+            optimizer=self.optimizer,
+            pad_id=self.codec.pad_id,
+            seed=self._step_seed(),
+        )
+        self.steps_done += n
+        return losses
+
+    def teach(
+        self, transfer: Sequence[TransferItem], evaluator: Evaluator, cfg: TeacherConfig | None = None
+    ) -> BundlePayload:
+        return make_bundle(self.model, self.codec, self.name, transfer, evaluator, cfg)
+
+    def validate(self, evaluator: Evaluator) -> float:
+        return self.evaluate(self.org.val, evaluator).rate
+
+    def evaluate(self, problems: Sequence[Problem], evaluator: Evaluator) -> PassAt1:
+        return pass_at_1(self.model, self.codec, problems, evaluator, max_len=self.spec.max_len)
+
+    def learn(
+        self,
+        payload: BundlePayload,
+        evaluator: Evaluator,
+        cfg: DistillConfig | None = None,
+        *,
+        val_before: float | None = None,
+    ) -> LearnReport:
+        """Distil ``payload`` for one round's budget; report validation Pass@1 before and after."""
+        before = self.validate(evaluator) if val_before is None else val_before
+        stats = distil(
+            self.model,
+            self.codec,
+            payload,
+            self.train_examples,
+            steps=self.budget.steps,
+            batch_size=self.budget.batch_size,
+            optimizer=self.optimizer,
+            cfg=cfg or DistillConfig(),
+            seed=self._step_seed(),
+            max_len=self.spec.max_len,
+        )
+        self.steps_done += self.budget.steps
+        after = self.validate(evaluator)
+        return LearnReport(payload.teacher, stats.mode, stats.bundle_examples, before, after, stats.losses)
+
+    def adapter_state(self) -> dict[str, torch.Tensor]:
+        """The LoRA weights only (what an ``AdapterBundle`` would carry)."""
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items() if "lora_" in k}
+
+    def clone(self) -> Agent:
+        """An independent copy (adapter, optimizer state, counters) for branching experiments."""
+        return copy.deepcopy(self)

@@ -1,0 +1,181 @@
+"""The organisation CLI of the learning core (the lead mounts ``app`` under ``knexa agent``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agent.data.splits import build_suite, check_disjoint, split_rows
+from agent.data.templates import CATEGORIES
+
+app = typer.Typer(help="knexa agent: data suite, model zoo, Pass@1 evaluation.", no_args_is_help=True)
+_out = Console()
+_SHORT = {
+    "strings": "str",
+    "arithmetic": "arith",
+    "conditionals": "cond",
+    "recursion": "rec",
+    "sorting": "sort",
+}
+_err = Console(stderr=True)
+
+
+def _emit(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@app.command("data-table")
+def data_table(
+    orgs: int = typer.Option(6, min=1, max=64, help="number of organisations"),
+    alpha: float = typer.Option(0.1, min=1e-3, help="Dirichlet concentration (small = specialists)"),
+    seed: int = typer.Option(0, help="data seed"),
+    train: int = typer.Option(160, min=1, help="private training problems per organisation"),
+    val: int = typer.Option(24, min=1, help="private validation problems per organisation"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Print the non-IID split: each organisation's problem counts per category."""
+    try:
+        suite = build_suite(n_orgs=orgs, alpha=alpha, seed=seed, train_per_org=train, val_per_org=val)
+    except ValueError as exc:
+        _err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    check_disjoint(suite)
+    rows = split_rows(suite)
+    sizes = {"transfer": len(suite.transfer), "test": len(suite.test), "test_novel": len(suite.test_novel)}
+    if as_json:
+        _emit({"seed": seed, "alpha": alpha, "orgs": rows, "shared": sizes})
+        return
+    table = Table(title=f"non-IID split: Dirichlet(alpha={alpha}), seed {seed}")
+    table.add_column("org")
+    for c in CATEGORIES:
+        table.add_column(_SHORT.get(c, c), justify="right")
+    table.add_column("train/val", justify="right", no_wrap=True)
+    for r in rows:
+        counts: dict[str, int] = r["counts"]  # type: ignore[assignment]
+        table.add_row(str(r["org"]), *[str(counts[c]) or "" for c in CATEGORIES], f"{r['train']}/{r['val']}")
+    _out.print(table)
+    _out.print(
+        f"shared: transfer {sizes['transfer']} prompts (public), test {sizes['test']} "
+        f"(balanced), test_novel {sizes['test_novel']} (held-out templates); all splits disjoint"
+    )
+
+
+@app.command("build-zoo")
+def build_zoo(
+    tiny: bool = typer.Option(False, help="the tiny test zoo instead of the default one"),
+    steps: int = typer.Option(0, min=0, help="pretraining steps (0 = the experiment default)"),
+    threads: int = typer.Option(1, min=1, max=64, help="torch threads"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Train the shared tokenizer and pretrain (or load from cache) every base model of the zoo."""
+    import torch
+
+    from agent.experiment import ExperimentConfig, build_world, tiny_config
+    from agent.models.zoo import n_params
+
+    torch.set_num_threads(threads)
+    cfg = tiny_config() if tiny else ExperimentConfig()
+    if steps:
+        cfg = replace(cfg, pretrain=replace(cfg.pretrain, steps=steps))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=_err, disable=as_json) as progress:
+        tasks = {
+            s.name: progress.add_task(f"pretrain {s.name}", total=cfg.pretrain.steps) for s in cfg.specs()
+        }
+        codec, bases = build_world(cfg, lambda name, n: progress.advance(tasks[name], n))
+    rows = [
+        {
+            "name": s.name,
+            "family": s.family,
+            "params": n_params(bases[s.name]),
+            "lora_rank": s.lora_rank,
+            **{k: v for k, v in asdict(s).items() if k in ("hidden", "layers", "heads")},
+        }
+        for s in cfg.specs()
+    ]
+    if as_json:
+        _emit({"tokenizer": codec.identity, "vocab_size": codec.vocab_size, "models": rows})
+        return
+    table = Table(title=f"model zoo (tokenizer {codec.identity}, vocab {codec.vocab_size})")
+    for col in ("name", "family", "params", "hidden", "layers", "heads", "lora_rank"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            *(str(r[c]) for c in ("name", "family", "params", "hidden", "layers", "heads", "lora_rank"))
+        )
+    _out.print(table)
+
+
+@app.command("evaluate")
+def evaluate(
+    split: str = typer.Option("test", help="test | test_novel | humaneval-canonical"),
+    model: str = typer.Option("reference", help="'reference' (the reference solutions) or a zoo model name"),
+    seed: int = typer.Option(0, help="data seed"),
+    workers: int = typer.Option(2, min=1, max=32, help="sandbox worker processes"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Pass@1 in the sandbox: of the reference solutions (a self-check) or of a pretrained base model."""
+    from agent.data.problems import Problem
+    from agent.sandbox import Evaluator, isolation_level
+
+    evaluator = Evaluator(workers=workers)
+    problems: list[Problem]
+    if split == "humaneval-canonical":
+        from agent.models.real import MissingPackageError, load_humaneval
+
+        try:
+            problems = load_humaneval()
+        except MissingPackageError as exc:
+            _err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    elif split in ("test", "test_novel"):
+        suite = build_suite(seed=seed)
+        problems = list(suite.test if split == "test" else suite.test_novel)
+    else:
+        _err.print(f"[red]error:[/red] unknown split {split!r}")
+        raise typer.Exit(2)
+    if model == "reference":
+        results = evaluator.run_many([p.program(p.solution) for p in problems])
+        passed = [r.passed for r in results]
+    else:
+        from agent.evaluate import pass_at_1
+        from agent.experiment import ExperimentConfig, build_world
+
+        cfg = ExperimentConfig()
+        if model not in {s.name for s in cfg.specs()}:
+            _err.print(f"[red]error:[/red] unknown model {model!r}")
+            raise typer.Exit(2)
+        cfg = replace(cfg, families=(model,))
+        codec, bases = build_world(cfg)
+        passed = list(pass_at_1(bases[model], codec, problems, evaluator).passed)
+    by_cat: dict[str, list[bool]] = {}
+    for p, ok in zip(problems, passed, strict=True):
+        by_cat.setdefault(p.category, []).append(ok)
+    summary = {
+        "split": split,
+        "model": model,
+        "isolation": isolation_level(),
+        "pass_at_1": sum(passed) / len(passed) if passed else 0.0,
+        "n": len(passed),
+        "by_category": {c: sum(v) / len(v) for c, v in sorted(by_cat.items())},
+    }
+    if as_json:
+        _emit(summary)
+        return
+    _out.print(
+        f"Pass@1 of {model} on {split}: {summary['pass_at_1']:.3f} over {len(passed)} problems "
+        f"(sandbox isolation: {summary['isolation']})"
+    )
+    for c, v in summary["by_category"].items():  # type: ignore[attr-defined]
+        _out.print(f"  {c:14s} {v:.3f}")

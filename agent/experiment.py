@@ -1,0 +1,298 @@
+"""The federation experiment: local-only vs peer-to-peer distillation under pluggable pairing.
+
+Fairness rules (the "honest science" of DESIGN.md):
+
+* every method spends the same optimizer steps of the same batch size per agent per round
+  (a student's distillation step replaces, not adds to, its local step);
+* all methods of one seed start from the *same* warmed-up agents (cloned), so differences
+  are due to the method only;
+* the transfer set is disjoint from the test set (checked before anything runs);
+* several seeds; the summary reports means with 95% t-intervals, and paired differences.
+
+The pairing function is a plain callable so the lead can plug the real matchmaker
+policies (LinUCB) in: it gets the round number, the organisation names, a seeded RNG and
+the history of previous rounds' reports, and returns directed ``(teacher, student)``
+pairs, each organisation at most once per role.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from agent.agent import Agent, LearnReport
+from agent.data.splits import Suite, build_suite, check_disjoint, pretraining_corpus
+from agent.models.tokenizer import Codec, shared_tokenizer
+from agent.models.zoo import TINY_ZOO, ZOO, ModelSpec, PretrainConfig, load_or_pretrain
+from agent.sandbox import Evaluator
+from agent.student import DistillConfig
+from agent.teacher import TeacherConfig
+from agent.training import Budget
+
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    round: int
+    pairs: tuple[Pair, ...]
+    gains: dict[str, float]  # student -> validation Pass@1 gain
+    test: dict[str, float]  # org -> test Pass@1 after the round
+    bundle_sizes: dict[str, int] = field(default_factory=dict)  # student -> entries kept by its teacher
+
+
+class PairingFn(Protocol):
+    def __call__(
+        self, round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundRecord]
+    ) -> list[Pair]: ...
+
+
+def random_pairing(
+    round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundRecord]
+) -> list[Pair]:
+    """Every organisation is a student of a uniformly random other one (a random derangement)."""
+    if len(orgs) < 2:
+        return []
+    while True:
+        teachers = list(orgs)
+        rng.shuffle(teachers)
+        if all(t != s for t, s in zip(teachers, orgs, strict=True)):
+            return list(zip(teachers, orgs, strict=True))
+
+
+def round_robin_pairing(
+    round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundRecord]
+) -> list[Pair]:
+    """Round r: student i learns from organisation (i + 1 + r mod (n - 1)) mod n: a fixed rotation."""
+    n = len(orgs)
+    if n < 2:
+        return []
+    shift = 1 + round_idx % (n - 1)
+    return [(orgs[(i + shift) % n], orgs[i]) for i in range(n)]
+
+
+def check_pairs(pairs: Sequence[Pair], orgs: Sequence[str]) -> None:
+    """Directed pairs between known organisations, no self-pairs, at most one per role."""
+    known = set(orgs)
+    teachers = [t for t, _ in pairs]
+    students = [s for _, s in pairs]
+    if any(t not in known or s not in known for t, s in pairs):
+        raise ValueError("pairing names an unknown organisation")
+    if any(t == s for t, s in pairs):
+        raise ValueError("an organisation cannot teach itself")
+    if len(set(teachers)) != len(teachers) or len(set(students)) != len(students):
+        raise ValueError("an organisation appears twice in one role")
+
+
+PAIRINGS: dict[str, PairingFn] = {"random": random_pairing, "round-robin": round_robin_pairing}
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    n_orgs: int = 4
+    families: tuple[str, ...] = ("llama-s", "gpt2-s", "neox-s")
+    rounds: int = 3
+    warmup_steps: int = 40
+    budget: Budget = field(default_factory=lambda: Budget(steps=30, batch_size=16, lr=5e-3))
+    seeds: tuple[int, ...] = (0, 1, 2)
+    alpha: float = 0.1
+    train_per_org: int = 160
+    val_per_org: int = 16
+    transfer_per_category: int = 8
+    test_per_category: int = 8
+    corpus_size: int = 3000
+    vocab_size: int = 1024
+    pretrain: PretrainConfig = field(
+        default_factory=lambda: PretrainConfig(steps=400, batch_size=16, lr=3e-3)
+    )
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    workers: int = 2
+
+    def specs(self) -> list[ModelSpec]:
+        table = {**ZOO, **TINY_ZOO}
+        return [table[f] for f in self.families]
+
+
+def tiny_config(**overrides: Any) -> ExperimentConfig:
+    """A seconds-scale configuration for CI smoke tests."""
+    base: dict[str, Any] = {
+        "n_orgs": 3,
+        "families": ("llama-t", "gpt2-t", "neox-t"),
+        "rounds": 2,
+        "warmup_steps": 4,
+        "budget": Budget(steps=3, batch_size=8, lr=5e-3),
+        "seeds": (0,),
+        "train_per_org": 24,
+        "val_per_org": 8,
+        "transfer_per_category": 2,
+        "test_per_category": 2,
+        "corpus_size": 300,
+        "vocab_size": 512,
+        "pretrain": PretrainConfig(steps=10, batch_size=8, lr=3e-3),
+        "teacher": TeacherConfig(max_new_tokens=24),
+    }
+    base.update(overrides)
+    return ExperimentConfig(**base)
+
+
+ProgressFn = Callable[[str, int], None]  # (what, units done) for progress bars
+LogFn = Callable[[str], None]
+
+
+def build_world(
+    cfg: ExperimentConfig, on_pretrain_step: Callable[[str, int], None] | None = None
+) -> tuple[Codec, dict[str, Any]]:
+    """Shared tokenizer + cached pretrained base model per family (independent of the seed)."""
+    corpus = pretraining_corpus(cfg.corpus_size)
+    codec = shared_tokenizer([p.prompt + p.solution for p in corpus], cfg.vocab_size)
+    bases: dict[str, Any] = {}
+    for spec in cfg.specs():
+        cb = None if on_pretrain_step is None else (lambda n, name=spec.name: on_pretrain_step(name, n))
+        bases[spec.name], _ = load_or_pretrain(spec, codec, corpus, cfg.pretrain, on_step=cb)
+    return codec, bases
+
+
+def make_agents(
+    cfg: ExperimentConfig, suite: Suite, codec: Codec, bases: dict[str, Any], seed: int
+) -> list[Agent]:
+    specs = cfg.specs()
+    return [
+        Agent(
+            org,
+            specs[i % len(specs)],
+            codec,
+            bases[specs[i % len(specs)].name],
+            budget=cfg.budget,
+            seed=seed * 100 + i,
+        )
+        for i, org in enumerate(suite.orgs)
+    ]
+
+
+def run_method(
+    agents: Sequence[Agent],
+    suite: Suite,
+    cfg: ExperimentConfig,
+    pairing: PairingFn | None,
+    evaluator: Evaluator,
+    seed: int,
+    progress: ProgressFn | None = None,
+    log: LogFn | None = None,
+) -> list[RoundRecord]:
+    """Run ``cfg.rounds`` rounds on (already cloned) agents; ``pairing=None`` is local-only."""
+    by_name = {a.name: a for a in agents}
+    names = [a.name for a in agents]
+    rng = random.Random(f"{seed}/pairing")
+    history: list[RoundRecord] = []
+    for r in range(cfg.rounds):
+        pairs = pairing(r, names, rng, history) if pairing is not None else []
+        check_pairs(pairs, names)
+        # Teachers answer from their state at the start of the round.
+        payloads = {t: by_name[t].teach(suite.transfer, evaluator, cfg.teacher) for t, _ in pairs}
+        teacher_of = {s: t for t, s in pairs}
+        gains: dict[str, float] = {}
+        for a in agents:
+            if a.name in teacher_of:
+                report: LearnReport = a.learn(payloads[teacher_of[a.name]], evaluator, cfg.distill)
+                gains[a.name] = report.gain
+            else:
+                a.train_local()
+        test = {a.name: a.evaluate(suite.test, evaluator).rate for a in agents}
+        sizes = {s: len(payloads[t].entries) for t, s in pairs}
+        history.append(RoundRecord(r + 1, tuple(pairs), gains, test, sizes))
+        if log is not None:
+            mean_gain = statistics.fmean(gains.values()) if gains else 0.0
+            log(
+                f"seed {seed} round {r + 1}: mean test {statistics.fmean(test.values()):.3f}, "
+                f"mean val gain {mean_gain:+.3f}, pairs {pairs}, bundle sizes {sizes}"
+            )
+        if progress is not None:
+            progress("round", 1)
+    return history
+
+
+def run_seed(
+    cfg: ExperimentConfig,
+    seed: int,
+    methods: dict[str, PairingFn | None],
+    codec: Codec,
+    bases: dict[str, Any],
+    evaluator: Evaluator,
+    progress: ProgressFn | None = None,
+    log: LogFn | None = None,
+) -> dict[str, Any]:
+    """One seed: data, warm-up (shared by all methods), then every method from clones."""
+    torch.manual_seed(seed)
+    suite = build_suite(
+        n_orgs=cfg.n_orgs,
+        train_per_org=cfg.train_per_org,
+        val_per_org=cfg.val_per_org,
+        transfer_per_category=cfg.transfer_per_category,
+        test_per_category=cfg.test_per_category,
+        alpha=cfg.alpha,
+        seed=seed,
+    )
+    check_disjoint(suite)
+    agents = make_agents(cfg, suite, codec, bases, seed)
+    for a in agents:
+        a.train_local(cfg.warmup_steps)
+    start = {a.name: a.evaluate(suite.test, evaluator).rate for a in agents}
+    if log is not None:
+        log(f"seed {seed}: after warm-up, test Pass@1 {start}")
+    out: dict[str, Any] = {"start": start, "families": {a.name: a.spec.name for a in agents}, "methods": {}}
+    for method, pairing in methods.items():
+        if log is not None:
+            log(f"seed {seed}: method {method}")
+        history = run_method([a.clone() for a in agents], suite, cfg, pairing, evaluator, seed, progress, log)
+        out["methods"][method] = [asdict(h) for h in history]
+    return out
+
+
+def mean_ci(values: Sequence[float]) -> dict[str, float]:
+    """Mean and 95% t-interval half-width (0 for a single value)."""
+    n = len(values)
+    m = statistics.fmean(values) if values else math.nan
+    if n < 2:
+        return {"mean": m, "ci95": 0.0, "n": float(n)}
+    from scipy.stats import t as student_t
+
+    half = float(student_t.ppf(0.975, n - 1)) * statistics.stdev(values) / math.sqrt(n)
+    return {"mean": m, "ci95": half, "n": float(n)}
+
+
+def summarise(per_seed: Sequence[dict[str, Any]], rounds: int) -> dict[str, Any]:
+    """Per method: mean test Pass@1 per round (over orgs, then seeds) and paired gains over local-only."""
+    methods = list(per_seed[0]["methods"])
+    curve: dict[str, list[dict[str, float]]] = {}
+    final: dict[str, list[float]] = {}
+    for m in methods:
+        per_round = []
+        for r in range(rounds + 1):
+            vals = []
+            for s in per_seed:
+                tests = s["start"] if r == 0 else s["methods"][m][r - 1]["test"]
+                vals.append(statistics.fmean(tests.values()))
+            per_round.append(mean_ci(vals))
+        curve[m] = per_round
+        final[m] = [statistics.fmean(s["methods"][m][-1]["test"].values()) for s in per_seed]
+    out: dict[str, Any] = {"curve": curve, "final": {m: mean_ci(v) for m, v in final.items()}}
+    if "local-only" in final:
+        out["vs_local"] = {
+            m: mean_ci([a - b for a, b in zip(final[m], final["local-only"], strict=True)])
+            for m in methods
+            if m != "local-only"
+        }
+    if "random" in final:
+        out["ratio_vs_random"] = {
+            m: mean_ci([a / b if b > 0 else math.nan for a, b in zip(final[m], final["random"], strict=True)])
+            for m in methods
+            if m != "random"
+        }
+    return out

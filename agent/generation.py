@@ -1,0 +1,89 @@
+"""Greedy batched completion and teacher-forced top-k log-probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from agent.models.tokenizer import Codec
+
+
+def extract_body(text: str) -> str:
+    """Keep the indented function body: stop at the first non-empty, non-indented line."""
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if line.strip() and not line.startswith((" ", "\t")):
+            break
+        lines.append(line)
+    body = "\n".join(lines).rstrip()
+    return body + "\n" if body else ""
+
+
+@torch.no_grad()
+def greedy_complete(
+    model: nn.Module,
+    codec: Codec,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int = 64,
+    batch_size: int = 32,
+    max_len: int = 160,
+) -> list[str]:
+    """Greedy completion of each prompt (left-padded batches, KV cache), cut to the function body."""
+    model.eval()
+    out: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = [codec.encode(p)[-(max_len - 8) :] for p in prompts[start : start + batch_size]]
+        width = max(len(c) for c in chunk)
+        new = max(1, min(max_new_tokens, max_len - width))
+        ids = torch.full((len(chunk), width), codec.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, c in enumerate(chunk):
+            ids[i, width - len(c) :] = torch.tensor(c)
+            mask[i, width - len(c) :] = 1
+        gen = model.generate(  # type: ignore[operator]
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=new,
+            do_sample=False,
+            eos_token_id=codec.eos_id,
+            pad_token_id=codec.pad_id,
+        )
+        for row in gen[:, width:].tolist():
+            if codec.eos_id in row:
+                row = row[: row.index(codec.eos_id)]
+            out.append(extract_body(codec.decode(row)))
+    return out
+
+
+@torch.no_grad()
+def topk_logprobs(
+    model: nn.Module,
+    codec: Codec,
+    prompt: str,
+    completion: str,
+    k: int,
+    max_len: int = 160,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Teacher-forced top-k over the completion tokens (and the closing EOS).
+
+    Returns ``(token_ids[L], topk_ids[L, k], topk_logprobs[L, k])`` where row ``i`` is the
+    model's distribution for completion token ``i`` given the prompt and tokens ``< i``.
+    """
+    p = codec.encode(prompt)
+    c = [*codec.encode(completion), codec.eos_id]
+    ids = (p + c)[:max_len]
+    n_c = len(ids) - len(p)
+    if n_c <= 0:
+        raise ValueError("prompt fills the whole context; nothing to score")
+    logits = model(input_ids=torch.tensor([ids])).logits[0]
+    logp = torch.log_softmax(logits[len(p) - 1 : len(ids) - 1].float(), dim=-1)
+    vals, idx = torch.topk(logp, k, dim=-1)
+    return (
+        np.asarray(ids[len(p) :], dtype=np.int32),
+        idx.numpy().astype(np.int32),
+        vals.numpy().astype(np.float32),
+    )

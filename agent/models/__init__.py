@@ -1,0 +1,1 @@
+"""Tokenizer, tiny heterogeneous model zoo with cached pretraining, and the real-benchmark loader."""

@@ -1,0 +1,1 @@
+"""An organization as a user runs it: identity, configuration, the agent runtime and `knexa org`."""

@@ -1,0 +1,392 @@
+"""`knexa org ...`: create an organization, register it, run its agent, and look after its stake."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agent.org.identity import (
+    PASSWORD_ENV,
+    IdentityError,
+    OrgConfig,
+    OrgIdentity,
+    address_of,
+    create_identity,
+    default_home,
+    load_config,
+    unlock,
+)
+from agent.org.learners import Learner, SyntheticLearner
+from agent.org.runtime import OrgRuntime
+from chain.accounts import dev_account
+from chain.client import MarketClient, OrganizationStatus, connect
+from chain.deploy import Deployment, verify_deployment
+from chain.errors import ChainError
+from chain.units import ether, from_wad
+from exchange.cli import open_store
+from exchange.errors import ExchangeError
+from matchmaker.runner import cid_binary
+
+app = typer.Typer(help="Run an organization: identity, registration, the agent, stake.", no_args_is_help=True)
+console = Console(stderr=True)
+
+ORG_OPTION = typer.Option(None, "--org", help="organization name (its home is .knexa/orgs/NAME)")
+HOME_OPTION = typer.Option(None, "--home", help="the organization's home directory (overrides --org)")
+JSON_OPTION = typer.Option(False, "--json", help="print JSON for scripts")
+
+
+def _fail(message: str, json_output: bool = False, code: int = 1) -> NoReturn:
+    if json_output:
+        sys.stdout.write(json.dumps({"error": message}) + "\n")
+    else:
+        console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _emit(json_output: bool, payload: dict[str, Any], text: str) -> None:
+    if json_output:
+        sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
+    else:
+        console.print(text)
+
+
+def _home(org: str | None, home: Path | None) -> Path:
+    if home is not None:
+        return home
+    if org is None:
+        _fail("give --org NAME or --home DIR")
+    return default_home(org)
+
+
+def _password(confirm: bool = False) -> str:
+    password = os.environ.get(PASSWORD_ENV)
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        _fail(f"no password: set {PASSWORD_ENV} or run in a terminal to be prompted")
+    return str(typer.prompt("keystore password", hide_input=True, confirmation_prompt=confirm))
+
+
+def _identity(org: str | None, home: Path | None) -> OrgIdentity:
+    try:
+        return unlock(_home(org, home), _password())
+    except IdentityError as error:
+        _fail(str(error))
+
+
+def _market(identity: OrgIdentity) -> tuple[MarketClient, Deployment]:
+    deployment = Deployment.load(Path(identity.config.manifest))
+    market = verify_deployment(connect(identity.config.rpc_url), deployment)
+    return market.with_account(identity.account), deployment
+
+
+def make_learner(identity: OrgIdentity) -> Learner:
+    """The learner the organization's config names."""
+    settings = identity.config.learner
+    kind = settings.get("kind", "synthetic")
+    if kind == "synthetic":
+        return SyntheticLearner(identity.config.name, int(settings.get("seed", 0)))
+    if kind == "lora":
+        from agent.org.lora import LoraLearner
+
+        return LoraLearner.from_settings(identity.config.name, identity.home, settings)
+    _fail(f"unknown learner kind {kind!r} in {identity.home / 'config.json'}")
+
+
+@app.command()
+def init(
+    name: str = typer.Argument(..., help="the organization's display name (1-64 bytes)"),
+    home: Path | None = HOME_OPTION,
+    rpc: str = typer.Option("http://127.0.0.1:8545", help="JSON-RPC URL of the chain"),
+    manifest: Path = typer.Option(Path(".knexa/deployment.json"), help="deployment manifest of the market"),
+    store: str = typer.Option(".knexa/store", help="a store directory or an IPFS RPC API URL"),
+    learner: str = typer.Option("synthetic", help="synthetic (simulated skills) or lora (real tiny models)"),
+    seed: int = typer.Option(0, help="seed of the learner (the lora learner's data federation seed)"),
+    scale: str = typer.Option(
+        "tiny", help="lora learner: tiny (seconds per round) or small (the benchmark's)"
+    ),
+    data_index: int | None = typer.Option(
+        None, "--index", help="lora learner: this organization's data share"
+    ),
+    federation_size: int = typer.Option(
+        3, "--federation-size", help="lora learner: organizations in the data"
+    ),
+    dev_account_index: int | None = typer.Option(
+        None, "--dev-account", help="import Anvil's funded dev account N as the key (local chains only)"
+    ),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Create the organization's identity: an encrypted Ethereum key, an encryption key, a config."""
+    target = home or default_home(name)
+    identity = _create(
+        name,
+        target,
+        rpc,
+        manifest,
+        store,
+        learner,
+        seed,
+        scale,
+        data_index,
+        federation_size,
+        dev_account_index,
+        json_output,
+    )
+    _emit(
+        json_output,
+        {"name": name, "address": identity.address, "home": str(target)},
+        f"organization {name}: address {identity.address}, home {target}",
+    )
+
+
+def _create(
+    name: str,
+    target: Path,
+    rpc: str,
+    manifest: Path,
+    store: str,
+    learner: str,
+    seed: int,
+    scale: str,
+    data_index: int | None,
+    federation_size: int,
+    dev_account_index: int | None,
+    json_output: bool,
+) -> OrgIdentity:
+    if not 0 < len(name.encode()) <= 64:
+        _fail("the name must be 1 to 64 bytes", json_output)
+    config = OrgConfig(
+        name=name,
+        rpc_url=rpc,
+        manifest=str(manifest),
+        store=store,
+        learner={"kind": learner, "seed": seed, "scale": scale, "n_orgs": federation_size}
+        | ({} if data_index is None else {"index": data_index}),
+    )
+    key = bytes(dev_account(dev_account_index).key) if dev_account_index is not None else None
+    try:
+        return create_identity(target, config, _password(confirm=True), key)
+    except IdentityError as error:
+        _fail(str(error), json_output)
+
+
+@app.command()
+def register(
+    stake: float = typer.Option(2.0, help="stake in ETH (at least the market's minimum)"),
+    org: str | None = ORG_OPTION,
+    home: Path | None = HOME_OPTION,
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Publish the sanitised profile and register on chain with a stake."""
+    _register(_identity(org, home), stake, json_output)
+
+
+def _register(identity: OrgIdentity, stake: float, json_output: bool) -> None:
+    try:
+        market, _ = _market(identity)
+        store = open_store(identity.config.store)
+        profile_cid = store.put(make_learner(identity).profile().to_bytes())
+        receipt = market.register(
+            identity.config.name, cid_binary(profile_cid), identity.encryption_public_key, ether(stake)
+        )
+    except (ChainError, ExchangeError) as error:
+        _fail(str(error), json_output)
+    _emit(
+        json_output,
+        {
+            "address": identity.address,
+            "profile_cid": profile_cid,
+            "transaction": receipt.transaction_hash,
+            "block": receipt.block_number,
+        },
+        f"registered {identity.config.name} ({identity.address}) with {stake} ETH; "
+        f"profile {profile_cid}; transaction {receipt.transaction_hash} in block {receipt.block_number}",
+    )
+
+
+@app.command()
+def join(
+    org: str | None = ORG_OPTION,
+    home: Path | None = HOME_OPTION,
+    once: bool = typer.Option(False, "--once", help="do what is due now, then exit"),
+    max_rounds: int | None = typer.Option(None, help="exit after this many finalized rounds took part in"),
+    poll: float | None = typer.Option(None, help="seconds between looks at the chain (default: config)"),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Run the agent: teach, learn and report in every round it is paired in (Ctrl-C stops it cleanly)."""
+    _join(_identity(org, home), once, max_rounds, poll, json_output)
+
+
+def _join(
+    identity: OrgIdentity, once: bool, max_rounds: int | None, poll: float | None, json_output: bool
+) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        market, deployment = _market(identity)
+        runtime = OrgRuntime(
+            market,
+            open_store(identity.config.store),
+            identity.encryption_key,
+            make_learner(identity),
+            identity.home,
+            deployment.deploy_block,
+        )
+    except (ChainError, ExchangeError) as error:
+        _fail(str(error), json_output)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    rounds_done = 0
+    try:
+        while not stop.is_set():
+            for action in runtime.step():
+                _emit(
+                    json_output, action.to_json(), f"round {action.round_id}: {action.kind}: {action.detail}"
+                )
+                if action.kind == "profile":
+                    rounds_done += 1
+            if once or (max_rounds is not None and rounds_done >= max_rounds):
+                break
+            stop.wait(poll if poll is not None else identity.config.poll_seconds)
+    except KeyboardInterrupt:
+        pass
+    except (ChainError, ExchangeError) as error:
+        _fail(str(error), json_output)
+
+
+@app.command()
+def status(
+    org: str | None = ORG_OPTION, home: Path | None = HOME_OPTION, json_output: bool = JSON_OPTION
+) -> None:
+    """Stake, reputation, credits, rounds taken part in, and what is pending (no password needed)."""
+    target = _home(org, home)
+    try:
+        config = load_config(target)
+        address = address_of(target)
+        deployment = Deployment.load(Path(config.manifest))
+        market = verify_deployment(connect(config.rpc_url), deployment)
+        state = market.organization(address)
+        pending = market.pending_withdrawal(address)
+        open_round = market.open_round_id()
+        pairs = market.pairs(open_round) if open_round else []
+    except (ChainError, IdentityError) as error:
+        _fail(str(error), json_output)
+    todo = [
+        f"publish a bundle for {pair.student}"
+        for pair in pairs
+        if pair.teacher == address and not pair.bundle_published
+    ] + [
+        f"report the gain from {pair.teacher}"
+        for pair in pairs
+        if pair.student == address and not pair.gain_reported
+    ]
+    report = {
+        "name": config.name,
+        "address": address,
+        "status": state.status.name.lower(),
+        "stake_eth": from_wad(state.stake),
+        "reputation": from_wad(state.reputation),
+        "credits": from_wad(state.credits),
+        "withdrawable_eth": from_wad(pending),
+        "open_round": open_round or None,
+        "pending_actions": todo,
+    }
+    if json_output:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    table = Table(show_header=False, title=f"organization {config.name}")
+    for key, value in report.items():
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+    Console().print(table)
+
+
+@app.command("exit")
+def exit_market(
+    org: str | None = ORG_OPTION,
+    home: Path | None = HOME_OPTION,
+    complete: bool = typer.Option(False, "--complete", help="finish a requested exit after its cooldown"),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Leave the market: request the exit, then (after the cooldown) `--complete` it."""
+    identity = _identity(org, home)
+    try:
+        market, _ = _market(identity)
+        receipt = market.complete_exit() if complete else market.request_exit()
+        state = market.organization(identity.address)
+    except ChainError as error:
+        _fail(str(error), json_output)
+    detail = (
+        f"exit available at block {state.exit_available_at_block}"
+        if state.status is OrganizationStatus.EXITING
+        else "exited: the stake is withdrawable"
+    )
+    _emit(
+        json_output,
+        {"status": state.status.name.lower(), "transaction": receipt.transaction_hash, "detail": detail},
+        detail,
+    )
+
+
+@app.command()
+def withdraw(
+    org: str | None = ORG_OPTION, home: Path | None = HOME_OPTION, json_output: bool = JSON_OPTION
+) -> None:
+    """Withdraw everything the organization is owed (fees, slashes received, released stake)."""
+    identity = _identity(org, home)
+    try:
+        market, _ = _market(identity)
+        amount = market.pending_withdrawal(identity.address)
+        receipt = market.withdraw()
+    except ChainError as error:
+        _fail(str(error), json_output)
+    _emit(
+        json_output,
+        {"withdrawn_eth": from_wad(amount), "transaction": receipt.transaction_hash},
+        f"withdrew {from_wad(amount):.6f} ETH (transaction {receipt.transaction_hash})",
+    )
+
+
+@app.command()
+def up(
+    name: str = typer.Argument(..., help="the organization's display name"),
+    home: Path | None = HOME_OPTION,
+    rpc: str = typer.Option("http://127.0.0.1:8545", help="JSON-RPC URL of the chain"),
+    manifest: Path = typer.Option(Path(".knexa/deployment.json"), help="deployment manifest of the market"),
+    store: str = typer.Option(".knexa/store", help="a store directory or an IPFS RPC API URL"),
+    learner: str = typer.Option("synthetic", help="synthetic (simulated skills) or lora (real tiny models)"),
+    seed: int = typer.Option(0, help="seed of the learner"),
+    dev_account_index: int | None = typer.Option(
+        None, "--dev-account", help="import Anvil's funded dev account N as the key (local chains only)"
+    ),
+    stake: float = typer.Option(2.0, help="stake in ETH when registering"),
+    poll: float | None = typer.Option(None, help="seconds between looks at the chain"),
+    once: bool = typer.Option(
+        False, "--once", help="after init and registration, do what is due now and exit"
+    ),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Init (if needed), register (if needed) and join: one command for an unattended organization."""
+    target = home or default_home(name)
+    if (target / "config.json").exists():
+        identity = _identity(None, target)
+    else:
+        identity = _create(
+            name, target, rpc, manifest, store, learner, seed, "tiny", None, 3, dev_account_index, json_output
+        )
+    try:
+        market, _ = _market(identity)
+        registered = market.organization(identity.address).status is not OrganizationStatus.NONE
+    except ChainError as error:
+        _fail(str(error), json_output)
+    if not registered:
+        _register(identity, stake, json_output)
+    _join(identity, once, None, poll, json_output)

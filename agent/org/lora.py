@@ -1,0 +1,187 @@
+"""A real learner for the organization runtime: a tiny base LM + LoRA, private code problems, Pass@1.
+
+The organization's private data is its share of the seeded code-problem federation (`build_suite`),
+its base model comes from the cached zoo (pretrained once on the public corpus), and its adapter
+lives in its home: trained locally once on first start (warm-up), then changed only by distilling
+the bundles it receives. Validation Pass@1 is measured in the sandbox before and after each
+distillation; the difference is the gain it reports.
+
+Privacy: the category histogram in the profile is released once with differential privacy and then
+re-published as is (post-processing costs no budget); the spent budget is recorded in the profile.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+from agent.agent import Agent
+from agent.data.splits import build_suite
+from agent.data.templates import CATEGORIES
+from agent.experiment import ExperimentConfig, build_world, tiny_config
+from agent.models.zoo import LORA_TARGETS, n_params
+from agent.org.bridge import bundle_to_payload, payload_to_bundle
+from agent.org.learners import LearnResult
+from agent.sandbox import Evaluator
+from exchange.bundles import AdapterBundle, BaseModelId, KnowledgeBundle
+from exchange.canonical import Json
+from exchange.documents import PeftSummary, ProfileDoc
+from matchmaker.profiles import PrivacyAccountant, release_histogram, size_bucket_of
+
+
+@dataclass
+class LearnerMemory:
+    """What the learner keeps between runs (besides the adapter weights)."""
+
+    val: float
+    previous_val: float
+    histogram: list[float]
+    epsilon: float
+    rounds_learnt: int = 0
+
+    @classmethod
+    def load(cls, path: Path) -> LearnerMemory | None:
+        if not path.exists():
+            return None
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def experiment_config(settings: dict[str, Any]) -> ExperimentConfig:
+    """`scale`: `tiny` (seconds per round; tests) or `small` (the federation benchmark's models)."""
+    n_orgs = int(settings.get("n_orgs", 3))
+    if settings.get("scale", "tiny") == "tiny":
+        return tiny_config(n_orgs=n_orgs)
+    return ExperimentConfig(n_orgs=n_orgs)
+
+
+class LoraLearner:
+    """The `Learner` of an organization with a real model (see the module docstring)."""
+
+    def __init__(self, name: str, home: Path, index: int, config: ExperimentConfig, data_seed: int) -> None:
+        if not 0 <= index < config.n_orgs:
+            raise ValueError(f"data index {index} outside the federation of {config.n_orgs} organizations")
+        torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+        self.name = name
+        self.home = home
+        self.config = config
+        self.suite = build_suite(
+            n_orgs=config.n_orgs,
+            train_per_org=config.train_per_org,
+            val_per_org=config.val_per_org,
+            transfer_per_category=config.transfer_per_category,
+            test_per_category=config.test_per_category,
+            alpha=config.alpha,
+            seed=data_seed,
+        )
+        self.transfer = {item.pid: item for item in self.suite.transfer}
+        self.codec, bases = build_world(config)
+        specs = config.specs()
+        self.spec = specs[index % len(specs)]
+        self.agent = Agent(
+            self.suite.orgs[index],
+            self.spec,
+            self.codec,
+            bases[self.spec.name],
+            budget=config.budget,
+            seed=index,
+        )
+        self.evaluator = Evaluator(workers=config.workers)
+        self._adapter_path = home / "adapter.safetensors"
+        self._memory_path = home / "learner.json"
+        memory = LearnerMemory.load(self._memory_path)
+        if memory is None or not self._adapter_path.exists():
+            memory = self._first_start(data_seed, index)
+        else:
+            self._load_adapter()
+        self.memory = memory
+
+    @classmethod
+    def from_settings(cls, name: str, home: Path, settings: dict[str, Any]) -> LoraLearner:
+        index = settings.get("index")
+        if index is None:
+            digits = name.rsplit("-", 1)[-1]
+            if not digits.isdigit():
+                raise ValueError("a lora learner needs its data index: name it org-N or set learner.index")
+            index = int(digits)
+        return cls(name, home, int(index), experiment_config(settings), int(settings.get("seed", 0)))
+
+    # ------------------------------------------------------------------ persistence
+
+    def _first_start(self, data_seed: int, index: int) -> LearnerMemory:
+        self.agent.train_local(self.config.warmup_steps)
+        val = self.agent.validate(self.evaluator)
+        counts = self.agent.org.category_counts()
+        release = release_histogram(
+            {category: counts.get(category, 0) for category in CATEGORIES},
+            rng=np.random.default_rng([data_seed, index, 0xD9]),
+            accountant=PrivacyAccountant(),
+            categories=CATEGORIES,
+            epsilon=1.0,
+        )
+        memory = LearnerMemory(val, val, list(release.histogram), release.epsilon_spent_total)
+        self._save(memory)
+        return memory
+
+    def _save(self, memory: LearnerMemory) -> None:
+        weights = {key: value.detach().cpu().numpy() for key, value in self.agent.adapter_state().items()}
+        save_file(weights, str(self._adapter_path))
+        memory.save(self._memory_path)
+
+    def _load_adapter(self) -> None:
+        weights = {key: torch.from_numpy(value) for key, value in load_file(str(self._adapter_path)).items()}
+        missing = [key for key in weights if key not in self.agent.model.state_dict()]
+        if missing:
+            raise ValueError(f"the saved adapter does not fit this model: {missing[:2]}")
+        self.agent.model.load_state_dict(weights, strict=False)
+
+    # ------------------------------------------------------------------ the Learner protocol
+
+    def profile(self) -> ProfileDoc:
+        return ProfileDoc(
+            model_family=self.spec.family,
+            size_bucket=str(size_bucket_of(n_params(self.agent.model))),
+            peft=PeftSummary(rank=self.spec.lora_rank, target_modules=tuple(LORA_TARGETS[self.spec.family])),
+            pass_at_1=self.memory.val,
+            pass_at_1_delta=max(-1.0, min(1.0, self.memory.val - self.memory.previous_val)),
+            categories=CATEGORIES,
+            histogram=tuple(self.memory.histogram),
+            epsilon=self.memory.epsilon,
+            budget_spent=self.memory.epsilon,
+        )
+
+    def teach(self, round_id: int, teacher: str, student: str) -> KnowledgeBundle:
+        payload = self.agent.teach(self.suite.transfer, self.evaluator, self.config.teacher)
+        return payload_to_bundle(payload, round_id, teacher, student, self.codec.vocab_size)
+
+    def learn(self, bundle: KnowledgeBundle, teacher_name: str) -> LearnResult:
+        payload = bundle_to_payload(bundle, self.transfer)
+        report = self.agent.learn(payload, self.evaluator, self.config.distill, val_before=self.memory.val)
+        self.memory.previous_val, self.memory.val = self.memory.val, report.val_after
+        self.memory.rounds_learnt += 1
+        self._save(self.memory)
+        return LearnResult(report.gain, self.adapter_bundle().to_bytes(), f"{report.mode} distillation")
+
+    def adapter_bundle(self) -> AdapterBundle:
+        weights = {key: value.detach().cpu().numpy() for key, value in self.agent.adapter_state().items()}
+        targets: list[Json] = [str(name) for name in sorted(LORA_TARGETS[self.spec.family])]
+        config: dict[str, Json] = {
+            "peft_type": "LORA",
+            "r": self.spec.lora_rank,
+            "lora_alpha": 2 * self.spec.lora_rank,
+            "target_modules": targets,
+            "fan_in_fan_out": self.spec.family == "gpt2",
+        }
+        return AdapterBundle(BaseModelId(self.spec.name, self.codec.identity), config, weights)
+
+    @property
+    def rounds_learnt(self) -> int:
+        return self.memory.rounds_learnt

@@ -1,0 +1,210 @@
+"""The organization's agent at work: follow the chain, teach, learn, report, refresh the profile.
+
+Every step reads the market's events (from the last block it processed), folds them into the
+same ledger the matchmaker and auditors use, and does what is due in the open round:
+
+- as a teacher whose bundle is not on chain yet: build it, seal it to the student's registered key,
+  put it into the store and `publishBundle` its CID;
+- as a student whose bundle is on chain and whose gain is not: fetch it, check it (CID, recipient,
+  signer = the on-chain teacher, content), distil, evaluate, and `reportGain` with the CID of the
+  adapter commitment. A bundle that fails any check is refused: the student reports the worst gain
+  (-1) with the CID of a public note saying why, so the round goes on and the record shows it;
+- after a round it took part in is finalized: publish a refreshed profile (`updateProfile`).
+
+Idempotent by construction: the chain says what is already done, and the contract refuses
+duplicates; results made but not yet mined are kept in `state.json`, so a crash between learning and
+reporting does not learn twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from coincurve import PrivateKey
+
+from agent.org.learners import Learner
+from agent.org.state import PendingReport, RuntimeState
+from chain.client import MarketClient
+from chain.errors import ContractReverted
+from chain.units import to_wad
+from exchange.errors import ExchangeError
+from exchange.local import LocalStore
+from exchange.sealing import open_knowledge, publish_sealed
+from exchange.store import ContentStore
+from matchmaker.ledger import Ledger, LedgerFollower, PairRecord, RoundRecord
+from matchmaker.runner import cid_binary, cid_text
+
+log = logging.getLogger("knexa.org")
+REJECTED_GAIN = -1.0
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing the runtime did (for logs, `--json` output and tests)."""
+
+    kind: str  # published | reported | rejected | profile | finalized-seen
+    round_id: int
+    detail: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"action": self.kind, "round": self.round_id, "detail": self.detail}
+
+
+class OrgRuntime:
+    """One organization's agent. Not thread-safe; run one per organization."""
+
+    def __init__(
+        self,
+        market: MarketClient,
+        store: ContentStore,
+        encryption_key: PrivateKey,
+        learner: Learner,
+        home: Path,
+        from_block: int,
+    ) -> None:
+        if market.account is None:
+            raise ValueError("the runtime needs the organization's account")
+        self.market = market
+        self.store = store
+        self.encryption_key = encryption_key
+        self.learner = learner
+        self.home = home
+        self.private = LocalStore(home / "private")
+        self.state_path = home / "state.json"
+        self.state = RuntimeState.load(self.state_path)
+        self.from_block = from_block
+        self._follower = LedgerFollower(market, from_block)
+
+    @property
+    def address(self) -> str:
+        assert self.market.account is not None
+        return str(self.market.account.address)
+
+    def _sync(self) -> Ledger:
+        return self._follower.sync()[0]
+
+    def _save(self) -> None:
+        self.state.save(self.state_path)
+
+    # ------------------------------------------------------------------ the step
+
+    def step(self) -> list[Action]:
+        """Do everything that is due now; returns what was done."""
+        ledger = self._sync()
+        actions: list[Action] = []
+        open_round = ledger.open_round()
+        if open_round is not None and ledger.last_block < open_round.deadline_block:
+            # (a transaction sent now is mined in the next block, which must not be past the deadline)
+            for pair in open_round.pairs:
+                if pair.teacher == self.address and pair.bundle_cid is None:
+                    actions += self._teach(ledger, open_round, pair)
+            for pair in open_round.pairs:
+                if pair.student == self.address and pair.bundle_cid is not None and pair.gain is None:
+                    actions += self._learn(ledger, open_round, pair)
+        actions += self._refresh_profile(ledger)
+        self.state.last_block = ledger.last_block
+        self._save()
+        return actions
+
+    def _teach(self, ledger: Ledger, round_record: RoundRecord, pair: PairRecord) -> list[Action]:
+        student = ledger.organizations[pair.student]
+        key = f"{round_record.round_id}:{pair.student}"
+        if key in self.state.nothing_to_teach:
+            return []
+        try:
+            bundle = self.learner.teach(round_record.round_id, self.address, pair.student)
+        except ValueError as error:
+            # Nothing worth sending (e.g. no completion passes the public tests): publish nothing
+            # rather than noise; the market counts it as a no-show.
+            self.state.nothing_to_teach.append(key)
+            log.warning("round %d: nothing to teach %s: %s", round_record.round_id, student.name, error)
+            return [Action("no-bundle", round_record.round_id, f"nothing to teach {student.name}: {error}")]
+        assert self.market.account is not None
+        cid = publish_sealed(
+            self.store,
+            bundle,
+            teacher_key=bytes(self.market.account.key),
+            recipient_public_key=student.encryption_public_key,
+        )
+        try:
+            self.market.publish_bundle(round_record.round_id, pair.student, cid_binary(cid))
+        except ContractReverted as error:
+            if error.name == "BundleAlreadyPublished":
+                return []
+            raise
+        log.info("round %d: published bundle %s for %s", round_record.round_id, cid, pair.student)
+        return [Action("published", round_record.round_id, f"bundle {cid} for {student.name}")]
+
+    def _learn(self, ledger: Ledger, round_record: RoundRecord, pair: PairRecord) -> list[Action]:
+        key = str(round_record.round_id)
+        pending = self.state.reports.get(key)
+        kind = "reported"
+        if pending is None or pending.teacher != pair.teacher:
+            assert pair.bundle_cid is not None
+            teacher = ledger.organizations[pair.teacher]
+            try:
+                bundle_cid = cid_text(pair.bundle_cid)
+                bundle = open_knowledge(
+                    bundle_cid,
+                    self.store,
+                    self.encryption_key.secret,
+                    pair.teacher,
+                    round_record.round_id,
+                    self.address,
+                )
+            except (ExchangeError, ValueError) as error:
+                note = json.dumps(
+                    {
+                        "kind": "knexa.rejection",
+                        "round": round_record.round_id,
+                        "teacher": pair.teacher,
+                        "reason": f"{type(error).__name__}: {error}",
+                    },
+                    sort_keys=True,
+                ).encode()
+                pending = PendingReport(pair.teacher, REJECTED_GAIN, self.store.put(note), str(error))
+                self.state.rejected[key] = str(error)
+                kind = "rejected"
+                log.warning(
+                    "round %d: refused the bundle of %s: %s", round_record.round_id, teacher.name, error
+                )
+            else:
+                result = self.learner.learn(bundle, teacher.name)
+                adapter_cid = self.private.put(result.adapter)
+                pending = PendingReport(pair.teacher, result.gain, adapter_cid, result.detail)
+            self.state.reports[key] = pending
+            self._save()  # learnt once: a crash from here on resends, never relearns
+        try:
+            self.market.report_gain(
+                round_record.round_id, pending.teacher, to_wad(pending.gain), cid_binary(pending.adapter_cid)
+            )
+        except ContractReverted as error:
+            if error.name != "GainAlreadyReported":
+                raise
+        detail = f"gain {pending.gain:+.4f} from {ledger.organizations[pair.teacher].name}"
+        if kind == "rejected":
+            detail = f"refused the bundle of {ledger.organizations[pair.teacher].name}: {pending.note}"
+        return [Action(kind, round_record.round_id, detail)]
+
+    def _refresh_profile(self, ledger: Ledger) -> list[Action]:
+        finished = [
+            record.round_id
+            for record in ledger.finalized_rounds()
+            if record.round_id > self.state.profile_round
+            and any(self.address in (pair.teacher, pair.student) for pair in record.pairs)
+        ]
+        if not finished:
+            return []
+        latest = max(finished)
+        me = ledger.organizations.get(self.address)
+        if me is None or me.status.value != "active":
+            self.state.profile_round = latest
+            return []
+        cid = self.store.put(self.learner.profile().to_bytes())
+        if cid_binary(cid) != me.profile_cid:
+            self.market.update_profile(cid_binary(cid))
+        self.state.profile_round = latest
+        return [Action("profile", latest, f"profile {cid}")]

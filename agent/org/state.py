@@ -1,0 +1,52 @@
+"""The runtime's progress on disk, so that a restarted agent resumes without repeating itself.
+
+The chain is the judge of what was done (a bundle published, a gain reported); this file keeps
+what the chain cannot: work products made but not yet sent (a measured gain and the adapter
+commitment), and how far the event log was read. Writes are atomic (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class PendingReport:
+    """A student's result, kept until `reportGain` is mined."""
+
+    teacher: str
+    gain: float
+    adapter_cid: str
+    note: str = ""
+
+
+@dataclass
+class RuntimeState:
+    last_block: int = -1
+    reports: dict[str, PendingReport] = field(default_factory=dict)  # round id (text) -> result
+    profile_round: int = 0  # the last round after which the profile was refreshed
+    rejected: dict[str, str] = field(default_factory=dict)  # round id -> why its bundle was refused
+    nothing_to_teach: list[str] = field(default_factory=list)  # "round:student" the learner had nothing for
+
+    @classmethod
+    def load(cls, path: Path) -> RuntimeState:
+        if not path.exists():
+            return cls()
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        reports = {key: PendingReport(**value) for key, value in data.get("reports", {}).items()}
+        return cls(
+            last_block=int(data.get("last_block", -1)),
+            reports=reports,
+            profile_round=int(data.get("profile_round", 0)),
+            rejected=dict(data.get("rejected", {})),
+            nothing_to_teach=list(data.get("nothing_to_teach", [])),
+        )
+
+    def save(self, path: Path) -> None:
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(temporary, path)

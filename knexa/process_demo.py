@@ -1,0 +1,274 @@
+"""The marketplace as separate processes, driven through the same CLI a user runs.
+
+One process each: Anvil (`knexa chain up`, a block per second so that deadlines pass in real
+time), the matchmaker (`knexa matchmaker run`), and every organization (`knexa org join`), after
+`knexa org init` and `knexa org register`. When the matchmaker has finalized the requested rounds,
+the organizations are stopped (SIGTERM: a clean shutdown), `knexa audit replay` judges every round,
+the chain's events are summarised, and Anvil is stopped. Nothing is left running, whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chain.anvil import free_port, wait_for_rpc
+from chain.client import connect
+from chain.deploy import Deployment, verify_deployment
+from chain.events import EventReader
+from chain.units import from_wad
+from matchmaker.runner import cid_text
+
+DEMO_PASSWORD = "knexa-demo-password"  # throw-away keystores of a throw-away chain
+
+
+@dataclass
+class ProcessDemoReport:
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    organizations: list[dict[str, Any]] = field(default_factory=list)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    logs: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "organizations": self.organizations,
+            "verdicts": self.verdicts,
+            "logs": str(self.logs) if self.logs else None,
+        }
+
+
+class Processes:
+    """Child processes in their own sessions; all stopped (group-wide) on exit."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, arguments: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "knexa", *arguments],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        self.children[name] = process
+        return process
+
+    def stop(self, name: str, timeout_s: float = 20.0) -> None:
+        process = self.children.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.children):
+            self.stop(name)
+
+
+@contextmanager
+def _processes(logs: Path) -> Iterator[Processes]:
+    processes = Processes(logs)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+def _cli(arguments: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run one `knexa ... --json` command to completion; its last JSON line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "knexa", *arguments, "--json"],
+        capture_output=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"`knexa {' '.join(arguments)}` failed: {done.stderr.decode()[-2000:]}")
+    parsed: dict[str, Any] = json.loads(lines[-1])
+    return parsed
+
+
+def run_process_demo(
+    organizations: int = 3,
+    rounds: int = 2,
+    learner: str = "synthetic",
+    round_blocks: int = 12,
+    workdir: Path | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> ProcessDemoReport:
+    """Run the demo (see the module docstring); `workdir` keeps keystores, store and logs."""
+    say = on_progress or (lambda message: None)
+    root = Path(workdir or tempfile.mkdtemp(prefix="knexa-demo-"))
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    manifest, store = root / "deployment.json", root / "store"
+    port = free_port()
+    rpc = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "KNEXA_PASSWORD": DEMO_PASSWORD, "PYTHONUNBUFFERED": "1"}
+    report = ProcessDemoReport(logs=logs)
+    with _processes(logs) as processes:
+        say("starting Anvil and deploying the market")
+        processes.start(
+            "anvil",
+            ["chain", "up", "--port", str(port), "--block-time", "1", "--manifest", str(manifest)],
+            env,
+        )
+        wait_for_rpc(rpc, timeout_s=60)
+        _wait_for(manifest.exists, 60, "the deployment manifest")
+        homes = {}
+        for index in range(organizations):
+            name = f"org-{index:05d}"
+            homes[name] = root / "orgs" / name
+            say(f"{name}: init and register")
+            common = ["--rpc", rpc, "--manifest", str(manifest), "--store", str(store), "--learner", learner]
+            _cli(
+                ["org", "init", name, "--home", str(homes[name]), *common, "--dev-account", str(2 + index)],
+                env,
+            )
+            _cli(["org", "register", "--home", str(homes[name]), "--stake", "2"], env)
+        for name, home in homes.items():
+            processes.start(name, ["org", "join", "--home", str(home), "--json", "--poll", "0.5"], env)
+        say(f"matchmaker: {rounds} rounds of {round_blocks} blocks")
+        matchmaker = processes.start(
+            "matchmaker",
+            [
+                *(
+                    "matchmaker",
+                    "run",
+                    "--manifest",
+                    str(manifest),
+                    "--store",
+                    str(store),
+                    "--dev-account",
+                    "1",
+                ),
+                *(
+                    "--round-blocks",
+                    str(round_blocks),
+                    "--max-rounds",
+                    str(rounds),
+                    "--poll",
+                    "0.5",
+                    "--json",
+                ),
+            ],
+            env,
+        )
+        deadline = time.monotonic() + rounds * (round_blocks + 30) * 4 + 120
+        while matchmaker.poll() is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the matchmaker did not finish; see {logs}")
+            time.sleep(0.5)
+        if matchmaker.returncode != 0:
+            raise RuntimeError(f"the matchmaker failed; see {logs / 'matchmaker.log'}")
+        for name in homes:
+            processes.stop(name)
+        say("replaying every round from chain + store")
+        replay = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "knexa",
+                "audit",
+                "replay",
+                "--manifest",
+                str(manifest),
+                "--store",
+                str(store),
+                "--json",
+            ],
+            capture_output=True,
+            env=env,
+            timeout=600,
+            check=False,
+        )
+        report.verdicts = json.loads(replay.stdout.decode())["rounds"]
+        _summarise(report, rpc, manifest)
+    return report
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _summarise(report: ProcessDemoReport, rpc: str, manifest: Path) -> None:
+    deployment = Deployment.load(manifest)
+    market = verify_deployment(connect(rpc), deployment)
+    events = EventReader(market.w3, market.contract).read(deployment.deploy_block)
+    names = {e.args["organization"]: e.args["name"] for e in events if e.name == "OrganizationRegistered"}
+    by_round: dict[int, dict[str, Any]] = {}
+    for event in events:
+        round_id = event.args.get("roundId")
+        if round_id is None:
+            continue
+        entry = by_round.setdefault(
+            round_id, {"round": round_id, "pairs": {}, "slashes": [], "reputation": []}
+        )
+        if event.name == "PairAssigned":
+            key = (event.args["teacher"], event.args["student"])
+            entry["pairs"][key] = {
+                "teacher": names[key[0]],
+                "student": names[key[1]],
+                "bundle": None,
+                "gain": None,
+            }
+        elif event.name == "BundlePublished":
+            pair = entry["pairs"][(event.args["teacher"], event.args["student"])]
+            pair["bundle"] = cid_text(event.args["bundleCid"])
+        elif event.name == "GainReported":
+            entry["pairs"][(event.args["teacher"], event.args["student"])]["gain"] = from_wad(
+                event.args["gain"]
+            )
+        elif event.name == "RewardPaid":
+            pair = entry["pairs"][(event.args["teacher"], event.args["student"])]
+            pair["reward_eth"] = from_wad(event.args["fee"])
+        elif event.name == "Slashed":
+            entry["slashes"].append(
+                {"offender": names[event.args["offender"]], "eth": from_wad(event.args["amount"])}
+            )
+        elif event.name == "ReputationUpdated":
+            entry["reputation"].append(
+                {
+                    "organization": names[event.args["organization"]],
+                    "after": from_wad(event.args["newReputation"]),
+                }
+            )
+    for round_id in sorted(by_round):
+        entry = by_round[round_id]
+        entry["pairs"] = list(entry["pairs"].values())
+        report.rounds.append(entry)
+    for address, name in names.items():
+        state = market.organization(address)
+        report.organizations.append(
+            {
+                "name": name,
+                "stake_eth": from_wad(state.stake),
+                "reputation": from_wad(state.reputation),
+                "credits": from_wad(state.credits),
+                "withdrawable_eth": from_wad(market.pending_withdrawal(address)),
+            }
+        )

@@ -1,0 +1,110 @@
+"""Pairing policies, result aggregation, and a tiny end-to-end federation run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.experiment import (
+    RoundRecord,
+    check_pairs,
+    mean_ci,
+    random_pairing,
+    round_robin_pairing,
+    summarise,
+)
+
+ORGS = ["org0", "org1", "org2", "org3", "org4"]
+
+
+@pytest.mark.parametrize("pairing", [random_pairing, round_robin_pairing])
+def test_pairings_are_valid_matchings(pairing: object) -> None:
+    rng = random.Random(0)
+    history: list[RoundRecord] = []
+    for r in range(8):
+        pairs = pairing(r, ORGS, rng, history)  # type: ignore[operator]
+        check_pairs(pairs, ORGS)
+        assert sorted(s for _, s in pairs) == ORGS  # everyone is a student once
+    assert random_pairing(0, ["solo"], rng, history) == []
+
+
+def test_round_robin_visits_every_teacher_and_random_is_seeded() -> None:
+    seen = {s: set() for s in ORGS}
+    for r in range(len(ORGS) - 1):
+        for t, s in round_robin_pairing(r, ORGS, random.Random(0), []):
+            seen[s].add(t)
+    assert all(seen[s] == set(ORGS) - {s} for s in ORGS)
+    a = [random_pairing(r, ORGS, random.Random(4), []) for r in range(3)]
+    b = [random_pairing(r, ORGS, random.Random(4), []) for r in range(3)]
+    assert a == b
+
+
+def test_check_pairs_rejects_bad_matchings() -> None:
+    with pytest.raises(ValueError, match="itself"):
+        check_pairs([("org0", "org0")], ORGS)
+    with pytest.raises(ValueError, match="twice"):
+        check_pairs([("org0", "org1"), ("org0", "org2")], ORGS)
+    with pytest.raises(ValueError, match="unknown"):
+        check_pairs([("org0", "mallory")], ORGS)
+
+
+def test_mean_ci_and_summary() -> None:
+    assert mean_ci([0.5]) == {"mean": 0.5, "ci95": 0.0, "n": 1.0}
+    ci = mean_ci([0.1, 0.2, 0.3])
+    assert ci["mean"] == pytest.approx(0.2)
+    assert ci["ci95"] == pytest.approx(4.302653 * 0.1 / math.sqrt(3), rel=1e-4)
+
+    def seed(local: float, rnd: float) -> dict[str, object]:
+        rec = lambda v: [{"round": 1, "pairs": [], "gains": {}, "test": {"a": v, "b": v}}]  # noqa: E731
+        return {"start": {"a": 0.0, "b": 0.0}, "methods": {"local-only": rec(local), "random": rec(rnd)}}
+
+    summary = summarise([seed(0.2, 0.3), seed(0.4, 0.5)], rounds=1)
+    assert summary["final"]["random"]["mean"] == pytest.approx(0.4)
+    assert summary["vs_local"]["random"]["mean"] == pytest.approx(0.1)
+    assert summary["vs_local"]["random"]["ci95"] == pytest.approx(0.0, abs=1e-12)
+    assert [c["mean"] for c in summary["curve"]["local-only"]] == pytest.approx([0.0, 0.3])
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Iterator[Path]:
+    old = os.environ.get("KNEXA_CACHE")
+    os.environ["KNEXA_CACHE"] = str(tmp_path / "cache")
+    yield tmp_path
+    if old is None:
+        os.environ.pop("KNEXA_CACHE", None)
+    else:
+        os.environ["KNEXA_CACHE"] = old
+
+
+@pytest.mark.slow
+def test_tiny_federation_bench_writes_results(cache: Path) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "federation.py"
+    spec = importlib.util.spec_from_file_location("bench_federation", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = cache / "results"
+    assert module.main(["--tiny", "--rounds", "1", "--out", str(out)]) == 0
+    result = json.loads((out / "federation.json").read_text())
+    assert result["methods"] == ["local-only", "random", "round-robin"]
+    seed0 = result["per_seed"][0]
+    for method in result["methods"]:
+        (rec,) = seed0["methods"][method]
+        assert set(rec["test"]) == set(seed0["start"])
+        if method == "local-only":
+            assert rec["pairs"] == []
+            assert rec["gains"] == {}
+        else:
+            assert len(rec["pairs"]) == len(seed0["start"])
+            assert set(rec["gains"]) == set(seed0["start"])
+    assert (out / "federation.png").stat().st_size > 1000
+    assert set(result["summary"]["vs_local"]) == {"random", "round-robin"}

@@ -1,0 +1,130 @@
+"""The Pass@1 sandbox against hostile programs (real subprocesses, real limits)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent import sandbox
+from agent.sandbox import Evaluator, Limits, isolation_level, run_program
+
+FAST = Limits(cpu_s=2, wall_s=4.0, memory_mb=256)
+
+
+def test_correct_program_passes_and_wrong_program_fails() -> None:
+    ok = run_program("def f(x):\n    return x + 1\n\nassert f(1) == 2\n", FAST)
+    bad = run_program("def f(x):\n    return x - 1\n\nassert f(1) == 2\n", FAST)
+    assert ok.passed
+    assert ok.returncode == 0
+    assert not bad.passed
+    assert bad.status == "failed"
+    assert "AssertionError" in bad.stderr_tail
+
+
+def test_infinite_loop_is_stopped() -> None:
+    start = time.monotonic()
+    res = run_program("while True:\n    pass\n", FAST)
+    assert res.status == "timeout"
+    assert time.monotonic() - start < FAST.wall_s + 3
+
+
+def test_huge_allocation_is_refused() -> None:
+    res = run_program("x = bytearray(4 * 1024 ** 3)\nassert len(x) > 0\n", FAST)
+    assert not res.passed
+    assert "MemoryError" in res.stderr_tail
+
+
+def test_fork_bomb_is_bounded_and_cleaned_up() -> None:
+    prog = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    start = time.monotonic()
+    res = run_program(prog, FAST)
+    assert not res.passed
+    assert time.monotonic() - start < FAST.wall_s + 5
+    # The pool still works right after (no leftover processes exhausting the limits).
+    assert run_program("assert True\n", FAST).passed
+
+
+def test_writes_outside_the_temp_dir_do_not_land(tmp_path: Path) -> None:
+    target = tmp_path / "escaped.txt"
+    repo_target = Path(sandbox.__file__).resolve().parent / "escaped.txt"
+    prog = "\n".join(
+        [
+            f"for path in [{str(target)!r}, {str(repo_target)!r}]:",
+            "    try:",
+            "        open(path, 'w').write('x')",
+            "    except OSError:",
+            "        pass",
+            "open('inside.txt', 'w').write('ok')",  # the own temp dir is writable
+            "assert open('inside.txt').read() == 'ok'",
+        ]
+    )
+    res = run_program(prog + "\n", FAST)
+    assert res.passed, res.stderr_tail
+    assert not target.exists()
+    assert not repo_target.exists()
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(0.5)
+    yield srv
+    srv.close()
+
+
+@pytest.mark.skipif(isolation_level() != "full", reason="network isolation needs root (full mode)")
+def test_network_connection_to_loopback_listener_fails(listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    prog = (
+        f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\ns.sendall(b'leak')\n"
+    )
+    res = run_program(prog, FAST)
+    assert not res.passed
+    with pytest.raises(TimeoutError):
+        listener.accept()  # nothing ever reached the listener
+
+
+@pytest.mark.skipif(isolation_level() != "full", reason="file isolation needs root (full mode)")
+def test_agent_files_are_not_readable() -> None:
+    own_source = Path(sandbox.__file__).resolve()
+    res = run_program(f"print(open({str(own_source)!r}).read())\n", FAST)
+    assert not res.passed
+    assert res.isolation == "full"
+
+
+def test_degraded_mode_still_limits_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "isolation_level", lambda: "degraded")
+    ok = run_program("assert 2 + 2 == 4\n", FAST)
+    loop = run_program("while True:\n    pass\n", FAST)
+    alloc = run_program("x = bytearray(4 * 1024 ** 3)\n", FAST)
+    assert ok.passed
+    assert ok.isolation == "degraded"
+    assert loop.status == "timeout"
+    assert not alloc.passed
+
+
+def test_evaluator_results_do_not_depend_on_worker_count() -> None:
+    programs = [f"assert {i} % 3 != 0\n" for i in range(12)] + ["while True:\n    pass\n"]
+    limits = Limits(cpu_s=1, wall_s=3.0)
+    one = [r.passed for r in Evaluator(workers=1, limits=limits).run_many(programs)]
+    three = [r.passed for r in Evaluator(workers=3, limits=limits).run_many(programs)]
+    assert one == three == [i % 3 != 0 for i in range(12)] + [False]
+    ev = Evaluator(workers=2, limits=limits)
+    assert ev.pass_rate(programs[:3]) == pytest.approx(2 / 3)
+    assert ev.pass_rate([]) == 0.0
+    with pytest.raises(ValueError, match="workers"):
+        Evaluator(workers=0)
+
+
+def test_programs_that_do_not_compile_fail_without_a_process() -> None:
+    ev = Evaluator(workers=1, limits=FAST)
+    res = ev.run_many(["def f(:\n    pass\n", "assert True\n"])
+    assert [r.status for r in res] == ["failed", "passed"]
+    assert res[0].isolation == "precheck"
+    assert "SyntaxError" in res[0].stderr_tail
