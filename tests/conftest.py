@@ -1,13 +1,20 @@
-"""Shared fixtures: a real Anvil node per test session, a fresh market deployment per test."""
+"""Shared fixtures: a real Anvil node and a real IPFS node per test session, a fresh market per test.
+
+The IPFS node is Kubo when an `ipfs` binary is on PATH, else the project-local js-ipfs (`make ipfs`,
+which `make pytest` runs first). Without either, tests that need it fail with instructions rather
+than skip, so CI cannot pass without having exercised a real node.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from chain.anvil import AnvilNode
 from chain.devchain import DevChain
+from exchange.node import IpfsNode, IpfsNotInstalledError, find_ipfs
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +29,23 @@ def dev_chain(anvil_node: AnvilNode) -> Iterator[DevChain]:
     """A freshly deployed KnexaMarket with the default parameters on the session's Anvil."""
     with DevChain(node=anvil_node) as chain:
         yield chain
+
+
+@pytest.fixture(scope="session")
+def ipfs_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsNode]:
+    """A real IPFS daemon, offline on free loopback ports, its repo in a temporary folder."""
+    try:
+        implementation = find_ipfs()
+    except IpfsNotInstalledError as error:
+        missing = str(error)
+    else:
+        missing = ""
+    if missing:
+        where = "CI installs it through mk/ipfs.mk" if os.environ.get("CI") == "true" else "then re-run"
+        pytest.fail(f"{missing} ({where}; or deselect these tests with -m 'not ipfs')", pytrace=False)
+    node = IpfsNode(tmp_path_factory.mktemp("ipfs-node"), implementation)
+    node.start(timeout_s=120)
+    try:
+        yield node
+    finally:
+        node.stop()

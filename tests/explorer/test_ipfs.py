@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,27 +10,17 @@ from fastapi.testclient import TestClient
 from chain.devchain import DevChain
 from exchange.ipfs import IpfsStore
 from exchange.local import LocalStore
-from exchange.node import IpfsNode, IpfsNotInstalledError, find_ipfs
+from exchange.node import IpfsNode
 from explorer.server import build_app
 from tests.explorer.scenario import Scenario
 
 pytestmark = pytest.mark.ipfs
 
 
-@pytest.fixture(scope="module")
-def ipfs_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    try:
-        implementation = find_ipfs()
-    except IpfsNotInstalledError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{error} (CI installs it through mk/ipfs.mk)", pytrace=False)
-        pytest.skip(str(error))
-    node = IpfsNode(tmp_path_factory.mktemp("explorer-ipfs"), implementation)
-    node.start(timeout_s=120)
-    try:
-        yield node.api_url
-    finally:
-        node.stop()
+@pytest.fixture
+def ipfs_api(ipfs_node: IpfsNode) -> str:
+    """The API of the session's IPFS node (tests/conftest.py)."""
+    return ipfs_node.api_url
 
 
 def test_documents_and_verdicts_come_from_an_ipfs_node(

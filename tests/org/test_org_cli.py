@@ -6,14 +6,22 @@ import contextlib
 import json
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
 from agent.org.identity import unlock
 from agent.org.learners import SyntheticLearner
 from agent.org.runtime import OrgRuntime
+from chain.devchain import DevChain
 from chain.units import from_wad
+from exchange.ipfs import IpfsStore
+from exchange.node import IpfsNode
 from exchange.sealing import publish_sealed
 from knexa.cli import app
 from matchmaker.audit import MATCH, verify_rounds
+from matchmaker.policies import PolicyParams
 from matchmaker.runner import cid_binary, cid_text
+from matchmaker.service import Matchmaker
 from tests.org.conftest import PASSWORD, CliMarket
 
 
@@ -215,3 +223,57 @@ def test_org_up_initialises_registers_and_joins_idempotently(cli_market: CliMark
     )  # a restart: no second identity or registration
     assert second.exit_code == 0, second.output
     assert reader.organization_addresses().count(address) == 1
+
+
+@pytest.mark.ipfs
+def test_two_rounds_with_an_ipfs_node_as_the_store(
+    dev_chain: DevChain, ipfs_node: IpfsNode, tmp_path: Path
+) -> None:
+    """The same organizations, with every document and bundle travelling through a real IPFS node."""
+    manifest = tmp_path / "deployment.json"
+    dev_chain.deployment.save(manifest)
+    runner = CliRunner()
+    env = {"KNEXA_PASSWORD": PASSWORD}
+    homes = {f"org-{index:05d}": tmp_path / f"org-{index}" for index in range(3)}
+    for index, (name, home) in enumerate(homes.items()):
+        common = ["--home", str(home), "--json"]
+        created = runner.invoke(
+            app,
+            [
+                *("org", "init", name, "--rpc", dev_chain.node.rpc_url, "--manifest", str(manifest)),
+                *("--store", ipfs_node.api_url, "--dev-account", str(2 + index), *common),
+            ],
+            env=env,
+        )
+        assert created.exit_code == 0, created.output
+        registered = runner.invoke(app, ["org", "register", *common], env=env)
+        assert registered.exit_code == 0, registered.output
+    with IpfsStore(ipfs_node.api_url, timeout_s=10.0) as store:
+        matchmaker = Matchmaker(
+            dev_chain.matchmaker(),
+            store,
+            PolicyParams(),
+            seed=2,
+            from_block=dev_chain.deployment.deploy_block,
+            round_blocks=30,
+        )
+        reader = dev_chain.client()
+        for round_id in (1, 2):
+            assert matchmaker.step().action == "opened"
+            for _ in range(2):
+                for home in homes.values():
+                    joined = runner.invoke(
+                        app, ["org", "join", "--home", str(home), "--once", "--json"], env=env
+                    )
+                    assert joined.exit_code == 0, joined.output
+            assert all(pair.gain_reported for pair in reader.pairs(round_id))
+            dev_chain.mine_until(reader.round(round_id).deadline_block + 1)
+            assert matchmaker.step().action == "finalized"
+        ledger, _ = matchmaker.sync()
+        fetched = [
+            cid_text(pair.bundle_cid or b"") for record in ledger.rounds.values() for pair in record.pairs
+        ]
+        assert len(fetched) == 6
+        assert all(store.has(cid) for cid in fetched)
+        verdicts = verify_rounds(reader, store, dev_chain.deployment.deploy_block)
+    assert [verdict.verdict for verdict in verdicts] == [MATCH, MATCH]
