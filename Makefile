@@ -8,7 +8,7 @@ FORGE := $(TOOLS)/@foundry-rs/forge-linux-amd64/bin/forge
 PY_STAMP := $(VENV)/.knexa-installed
 NPM_STAMP := $(TOOLS)/.knexa-installed
 
-.PHONY: help bootstrap demo test lint typecheck forge-test pytest artifacts bench-gas clean
+.PHONY: help bootstrap demo demo-fast test lint typecheck forge-test pytest artifacts bench-gas clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -27,7 +27,10 @@ $(NPM_STAMP): tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-demo: bootstrap  ## run the end-to-end demo on the embedded default
+demo: bootstrap  ## the end-to-end demo: Anvil, the matchmaker and 3 organizations as separate processes
+	$(BIN)/knexa demo --processes
+
+demo-fast: bootstrap  ## the in-process market demo: 6 organizations, 6 LinUCB rounds, replay (seconds)
 	$(BIN)/knexa demo
 
 test: bootstrap lint typecheck forge-test pytest  ## the whole test suite (what CI runs)

@@ -127,6 +127,7 @@ def run_process_demo_cli(
     for verdict in report.verdicts:
         console.print(f"replay of round {verdict['round']}: {verdict['verdict']} ({verdict['detail']})")
     console.print(
-        f"Logs of every process: {report.logs}. Next: `knexa explorer serve --manifest ... --store ...` "
-        "shows the same rounds in a browser. All processes stopped."
+        f"Logs of every process: {report.logs}. All processes stopped. To watch a market live in the "
+        "audit explorer, run the stack (`docker compose up`, explorer on http://127.0.0.1:8000) or "
+        "`knexa chain up` + `knexa explorer serve` (see the README)."
     )
