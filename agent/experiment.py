@@ -191,6 +191,9 @@ def run_method(
     names = [a.name for a in agents]
     rng = random.Random(f"{seed}/pairing")
     history: list[RoundRecord] = []
+    bind = getattr(pairing, "bind", None)
+    if bind is not None:  # a matchmaker policy: it starts each run from the organizations' profiles
+        bind(agents, seed, {a.name: a.validate(evaluator) for a in agents})
     for r in range(cfg.rounds):
         pairs = pairing(r, names, rng, history) if pairing is not None else []
         check_pairs(pairs, names)

@@ -36,6 +36,7 @@ from agent.experiment import (  # noqa: E402
     summarise,
     tiny_config,
 )
+from agent.matchmaking import PolicyPairing  # noqa: E402
 from agent.sandbox import Evaluator, isolation_level  # noqa: E402
 
 
@@ -93,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, rounds=args.rounds)
     if args.orgs is not None:
         cfg = replace(cfg, n_orgs=args.orgs)
-    methods: dict[str, PairingFn | None] = {"local-only": None, **PAIRINGS}
+    methods: dict[str, PairingFn | None] = {
+        "local-only": None,
+        **PAIRINGS,
+        "heuristic": PolicyPairing("heuristic"),
+        "knexa": PolicyPairing("linucb"),
+    }
     console = Console(stderr=True)
     evaluator = Evaluator(workers=cfg.workers)
     t0 = time.time()

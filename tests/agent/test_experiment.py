@@ -95,7 +95,7 @@ def test_tiny_federation_bench_writes_results(cache: Path) -> None:
     out = cache / "results"
     assert module.main(["--tiny", "--rounds", "1", "--out", str(out)]) == 0
     result = json.loads((out / "federation.json").read_text())
-    assert result["methods"] == ["local-only", "random", "round-robin"]
+    assert result["methods"] == ["local-only", "random", "round-robin", "heuristic", "knexa"]
     seed0 = result["per_seed"][0]
     for method in result["methods"]:
         (rec,) = seed0["methods"][method]
@@ -107,4 +107,40 @@ def test_tiny_federation_bench_writes_results(cache: Path) -> None:
             assert len(rec["pairs"]) == len(seed0["start"])
             assert set(rec["gains"]) == set(seed0["start"])
     assert (out / "federation.png").stat().st_size > 1000
-    assert set(result["summary"]["vs_local"]) == {"random", "round-robin"}
+    assert set(result["summary"]["vs_local"]) == {"random", "round-robin", "heuristic", "knexa"}
+
+
+@pytest.mark.slow
+def test_matchmaker_policies_pair_agents_and_learn_from_their_gains(cache: Path) -> None:
+    """The `knexa` (LinUCB) and `heuristic` methods on a tiny federation: valid matchings each round,
+    the bandit's state moves with the reported gains, and two runs with one seed decide the same."""
+    from agent.data.splits import build_suite
+    from agent.experiment import build_world, make_agents, run_method, tiny_config
+    from agent.matchmaking import PolicyPairing
+    from agent.sandbox import Evaluator
+
+    cfg = tiny_config(rounds=2)
+    codec, bases = build_world(cfg)
+    suite = build_suite(
+        n_orgs=cfg.n_orgs,
+        train_per_org=cfg.train_per_org,
+        val_per_org=cfg.val_per_org,
+        transfer_per_category=cfg.transfer_per_category,
+        test_per_category=cfg.test_per_category,
+        seed=0,
+    )
+    evaluator = Evaluator(workers=1)
+    names = [org.org for org in suite.orgs]
+    for policy in ("linucb", "heuristic"):
+        pairing = PolicyPairing(policy)  # type: ignore[arg-type]
+        history = run_method(make_agents(cfg, suite, codec, bases, 0), suite, cfg, pairing, evaluator, 0)
+        assert len(history) == 2
+        for record in history:
+            check_pairs(record.pairs, names)
+            assert len(record.pairs) == cfg.n_orgs
+        if policy == "linucb":
+            digests = [decision.state_digest for decision in pairing.decisions]
+            assert digests[0] != digests[1]  # round 1's gains were observed before round 2
+            first = [decision.pairs for decision in pairing.decisions]
+            run_method(make_agents(cfg, suite, codec, bases, 0), suite, cfg, pairing, evaluator, 0)
+            assert [decision.pairs for decision in pairing.decisions] == first
