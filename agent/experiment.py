@@ -146,6 +146,19 @@ ProgressFn = Callable[[str, int], None]  # (what, units done) for progress bars
 LogFn = Callable[[str], None]
 
 
+def build_federation_suite(cfg: ExperimentConfig, seed: int) -> Suite:
+    """The federation's data for one seed, sized by `cfg`."""
+    return build_suite(
+        n_orgs=cfg.n_orgs,
+        train_per_org=cfg.train_per_org,
+        val_per_org=cfg.val_per_org,
+        transfer_per_category=cfg.transfer_per_category,
+        test_per_category=cfg.test_per_category,
+        alpha=cfg.alpha,
+        seed=seed,
+    )
+
+
 def build_world(
     cfg: ExperimentConfig, on_pretrain_step: Callable[[str, int], None] | None = None
 ) -> tuple[Codec, dict[str, Any]]:
@@ -233,15 +246,7 @@ def run_seed(
 ) -> dict[str, Any]:
     """One seed: data, warm-up (shared by all methods), then every method from clones."""
     torch.manual_seed(seed)
-    suite = build_suite(
-        n_orgs=cfg.n_orgs,
-        train_per_org=cfg.train_per_org,
-        val_per_org=cfg.val_per_org,
-        transfer_per_category=cfg.transfer_per_category,
-        test_per_category=cfg.test_per_category,
-        alpha=cfg.alpha,
-        seed=seed,
-    )
+    suite = build_federation_suite(cfg, seed)
     check_disjoint(suite)
     agents = make_agents(cfg, suite, codec, bases, seed)
     for a in agents:

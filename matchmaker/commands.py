@@ -35,6 +35,10 @@ STORE_OPTION = typer.Option(
 )
 JSON_OPTION = typer.Option(False, "--json", help="print JSON for scripts")
 KEY_ENV_OPTION = typer.Option(None, help="environment variable holding the matchmaker's private key")
+POLICY_OPTION = typer.Option("linucb", help="linucb, random or heuristic")
+POLICY_FILE_OPTION = typer.Option(None, help="JSON file of policy parameters")
+SEED_OPTION = typer.Option(0, help="seed committed with the policy")
+ROUND_BLOCKS_OPTION = typer.Option(DEFAULT_ROUND_BLOCKS, help="blocks from opening to deadline")
 DEV_ACCOUNT_OPTION = typer.Option(None, "--dev-account", help="use Anvil's dev account N (local chains only)")
 
 
@@ -91,13 +95,11 @@ def register(app: typer.Typer) -> None:
         manifest: Path = MANIFEST_OPTION,
         store: str = STORE_OPTION,
         key_env: str | None = KEY_ENV_OPTION,
-        dev_index: int | None = typer.Option(
-            None, "--dev-account", help="Anvil dev account N (local chains)"
-        ),
-        policy: str = typer.Option("linucb", help="linucb, random or heuristic"),
-        policy_file: Path | None = typer.Option(None, help="JSON file of policy parameters"),
-        seed: int = typer.Option(0, help="seed committed with the policy"),
-        round_blocks: int = typer.Option(DEFAULT_ROUND_BLOCKS, help="blocks from opening to deadline"),
+        dev_index: int | None = DEV_ACCOUNT_OPTION,
+        policy: str = POLICY_OPTION,
+        policy_file: Path | None = POLICY_FILE_OPTION,
+        seed: int = SEED_OPTION,
+        round_blocks: int = ROUND_BLOCKS_OPTION,
         poll: float = typer.Option(1.0, help="seconds between checks when there is nothing to do"),
         max_rounds: int | None = typer.Option(None, help="stop after finalizing this many rounds"),
         once: bool = typer.Option(False, "--once", help="do the one thing the market needs now, then exit"),
@@ -145,13 +147,11 @@ def register(app: typer.Typer) -> None:
         manifest: Path = MANIFEST_OPTION,
         store: str = STORE_OPTION,
         key_env: str | None = KEY_ENV_OPTION,
-        dev_index: int | None = typer.Option(
-            None, "--dev-account", help="Anvil dev account N (local chains)"
-        ),
-        policy: str = typer.Option("linucb", help="linucb, random or heuristic"),
-        policy_file: Path | None = typer.Option(None, help="JSON file of policy parameters"),
-        seed: int = typer.Option(0, help="seed committed with the policy"),
-        round_blocks: int = typer.Option(DEFAULT_ROUND_BLOCKS, help="blocks from opening to deadline"),
+        dev_index: int | None = DEV_ACCOUNT_OPTION,
+        policy: str = POLICY_OPTION,
+        policy_file: Path | None = POLICY_FILE_OPTION,
+        seed: int = SEED_OPTION,
+        round_blocks: int = ROUND_BLOCKS_OPTION,
         drive: bool = typer.Option(True, help="also drive rounds in a background thread"),
         poll: float = typer.Option(1.0, help="seconds between checks when there is nothing to do"),
         host: str = typer.Option("127.0.0.1", help="interface to listen on"),

@@ -22,9 +22,8 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from agent.agent import Agent
-from agent.data.splits import build_suite
 from agent.data.templates import CATEGORIES
-from agent.experiment import ExperimentConfig, build_world, tiny_config
+from agent.experiment import ExperimentConfig, build_federation_suite, build_world, tiny_config
 from agent.models.zoo import LORA_TARGETS, n_params
 from agent.org.bridge import bundle_to_payload, payload_to_bundle
 from agent.org.learners import LearnResult
@@ -73,15 +72,7 @@ class LoraLearner:
         self.name = name
         self.home = home
         self.config = config
-        self.suite = build_suite(
-            n_orgs=config.n_orgs,
-            train_per_org=config.train_per_org,
-            val_per_org=config.val_per_org,
-            transfer_per_category=config.transfer_per_category,
-            test_per_category=config.test_per_category,
-            alpha=config.alpha,
-            seed=data_seed,
-        )
+        self.suite = build_federation_suite(config, data_seed)
         self.transfer = {item.pid: item for item in self.suite.transfer}
         self.codec, bases = build_world(config)
         specs = config.specs()

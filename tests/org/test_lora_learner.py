@@ -1,0 +1,67 @@
+"""The real learner behind `--learner lora`: tiny models, private data, persisted adapter."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.data.templates import CATEGORIES
+from agent.org.bridge import payload_to_bundle
+from agent.org.lora import LoraLearner
+from agent.payload import BundleEntry, BundlePayload
+from exchange.bundles import AdapterBundle
+
+SETTINGS = {"kind": "lora", "seed": 0, "scale": "tiny", "n_orgs": 3}
+
+
+@pytest.fixture
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Tiny pretrained models are cached per test session (seconds to build)."""
+    old = os.environ.get("KNEXA_CACHE")
+    if old is None:
+        os.environ["KNEXA_CACHE"] = str(tmp_path_factory.getbasetemp() / "knexa-cache")
+    yield Path(os.environ["KNEXA_CACHE"])
+    if old is None:
+        os.environ.pop("KNEXA_CACHE", None)
+
+
+@pytest.mark.slow
+def test_lora_learner_profiles_learns_and_resumes(cache: Path, tmp_path: Path) -> None:
+    home = tmp_path / "org-00001"
+    home.mkdir()
+    learner = LoraLearner.from_settings("org-00001", home, SETTINGS)
+    profile = learner.profile()
+    assert profile.categories == CATEGORIES
+    assert abs(sum(profile.histogram) - 1.0) < 1e-9
+    assert profile.epsilon == profile.budget_spent == 1.0
+    assert (home / "adapter.safetensors").exists()
+
+    # A text-only bundle from a (pretend) teacher over real transfer prompts.
+    items = list(learner.transfer.values())[:3]
+    entries = tuple(
+        BundleEntry(
+            item.pid,
+            item.prompt,
+            "    return 0\n",
+            np.zeros(0, np.int32),
+            np.zeros((0, 1), np.int32),
+            np.zeros((0, 1), np.float32),
+        )
+        for item in items
+    )
+    payload = BundlePayload("org0", "another-tokenizer", 1, entries)
+    bundle = payload_to_bundle(payload, 1, "0x" + "11" * 20, "0x" + "22" * 20, vocab_size=512)
+    result = learner.learn(bundle, "org-00000")
+    assert -1.0 <= result.gain <= 1.0
+    adapter = AdapterBundle.from_bytes(result.adapter)
+    assert adapter.peft_config["r"] == learner.spec.lora_rank
+    assert adapter.weights
+
+    restarted = LoraLearner.from_settings("org-00001", home, SETTINGS)
+    assert restarted.rounds_learnt == 1
+    for name, tensor in restarted.agent.adapter_state().items():
+        assert np.array_equal(tensor.numpy(), adapter.weights[name])
