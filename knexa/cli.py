@@ -55,11 +55,17 @@ def demo(
     ),
     learner: str = typer.Option("synthetic", help="with --processes: synthetic or lora (real tiny models)"),
     workdir: Path | None = typer.Option(None, help="with --processes: keep keystores, store and logs here"),
+    scale: str = typer.Option(
+        "tiny", help="with --learner lora: tiny (seconds) or small (minutes, real bundles)"
+    ),
+    round_blocks: int = typer.Option(12, help="with --processes: blocks (seconds) per round"),
     json_output: bool = typer.Option(False, "--json", help="print the result as JSON instead of tables"),
 ) -> None:
     """Run the end-to-end demo on the embedded default (a local Anvil chain and content store,
     started and removed here)."""
     if processes:
-        run_process_demo_cli(organizations or 3, rounds or 2, learner, workdir, json_output)
+        run_process_demo_cli(
+            organizations or 3, rounds or 2, learner, workdir, json_output, scale, round_blocks
+        )
     else:
         run_demo(organizations or 6, rounds or 6, seed, json_output=json_output)

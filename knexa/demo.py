@@ -79,7 +79,13 @@ def run_demo(organizations: int = 6, rounds: int = 6, seed: int = 0, json_output
 
 
 def run_process_demo_cli(
-    organizations: int, rounds: int, learner: str, workdir: Path | None, json_output: bool
+    organizations: int,
+    rounds: int,
+    learner: str,
+    workdir: Path | None,
+    json_output: bool,
+    scale: str = "tiny",
+    round_blocks: int = 12,
 ) -> None:
     """`knexa demo --processes`: the market as separate processes, summarised."""
     from knexa.process_demo import run_process_demo
@@ -90,6 +96,8 @@ def run_process_demo_cli(
         organizations,
         rounds,
         learner,
+        round_blocks=round_blocks,
+        scale=scale,
         workdir=workdir,
         on_progress=lambda message: console.print(f"• {message}"),
     )

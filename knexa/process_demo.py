@@ -113,6 +113,7 @@ def run_process_demo(
     rounds: int = 2,
     learner: str = "synthetic",
     round_blocks: int = 12,
+    scale: str = "tiny",
     workdir: Path | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> ProcessDemoReport:
@@ -141,6 +142,7 @@ def run_process_demo(
             homes[name] = root / "orgs" / name
             say(f"{name}: init and register")
             common = ["--rpc", rpc, "--manifest", str(manifest), "--store", str(store), "--learner", learner]
+            common += ["--scale", scale]
             _cli(
                 ["org", "init", name, "--home", str(homes[name]), *common, "--dev-account", str(2 + index)],
                 env,
