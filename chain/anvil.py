@@ -47,6 +47,21 @@ def wait_for_rpc(url: str, timeout_s: float = 15.0) -> int:
     raise NodeUnavailableError(f"no JSON-RPC answer from {url} within {timeout_s} s: {last_error}")
 
 
+def terminate_group(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """Stop a child started with `start_new_session=True`: SIGTERM to its whole process group (a
+    clean shutdown), SIGKILL if it lingers past `timeout_s`."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class AnvilNode:
     """A child Anvil process; use as a context manager or call `start()`/`stop()`.
 
@@ -123,15 +138,7 @@ class AnvilNode:
         if process is None:
             return
         self._process = None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        terminate_group(process, timeout_s)
         if process.stderr is not None:
             process.stderr.close()
 

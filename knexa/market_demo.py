@@ -31,6 +31,7 @@ from chain.client import MarketClient
 from chain.devchain import FIRST_ORGANIZATION_INDEX, DevChain
 from chain.units import ether, from_wad, to_wad
 from exchange.bundles import KnowledgeBundle, TokenizerId
+from exchange.documents import DecisionRecord
 from exchange.local import LocalStore
 from exchange.sealing import open_knowledge, publish_sealed
 from exchange.store import ContentStore
@@ -253,8 +254,6 @@ def _decision_scores(
     matchmaker: Matchmaker, round_id: int, store: ContentStore
 ) -> dict[tuple[str, str], float]:
     """UCB scores of the chosen pairs, read back from the round's decision record."""
-    from exchange.documents import DecisionRecord
-
     ledger, _ = matchmaker.sync()
     record = DecisionRecord.from_bytes(store.get(cid_text(ledger.rounds[round_id].decision_cid)))
     return {(candidate.teacher, candidate.student): candidate.score for candidate in record.candidates}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chain.anvil import free_port, wait_for_rpc
+from chain.anvil import free_port, terminate_group, wait_for_rpc
 from chain.client import connect
 from chain.deploy import Deployment, verify_deployment
 from chain.events import EventReader
@@ -56,27 +55,22 @@ class Processes:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, arguments: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "knexa", *arguments],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+        # The child keeps its own copy of the log's descriptor; ours is closed at once.
+        with (self.logs / f"{name}.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "knexa", *arguments],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         self.children[name] = process
         return process
 
     def stop(self, name: str, timeout_s: float = 20.0) -> None:
         process = self.children.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process is not None:
+            terminate_group(process, timeout_s)
 
     def stop_all(self) -> None:
         for name in list(self.children):

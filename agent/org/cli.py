@@ -43,6 +43,13 @@ console = Console(stderr=True)
 ORG_OPTION = typer.Option(None, "--org", help="organization name (its home is .knexa/orgs/NAME)")
 HOME_OPTION = typer.Option(None, "--home", help="the organization's home directory (overrides --org)")
 JSON_OPTION = typer.Option(False, "--json", help="print JSON for scripts")
+RPC_OPTION = typer.Option("http://127.0.0.1:8545", help="JSON-RPC URL of the chain")
+MANIFEST_OPTION = typer.Option(Path(".knexa/deployment.json"), help="deployment manifest of the market")
+STORE_OPTION = typer.Option(".knexa/store", help="a store directory or an IPFS RPC API URL")
+LEARNER_OPTION = typer.Option("synthetic", help="synthetic (simulated skills) or lora (real tiny models)")
+DEV_ACCOUNT_OPTION = typer.Option(
+    None, "--dev-account", help="import Anvil's funded dev account N as the key (local chains only)"
+)
 
 
 def _fail(message: str, json_output: bool = False, code: int = 1) -> NoReturn:
@@ -107,10 +114,10 @@ def make_learner(identity: OrgIdentity) -> Learner:
 def init(
     name: str = typer.Argument(..., help="the organization's display name (1-64 bytes)"),
     home: Path | None = HOME_OPTION,
-    rpc: str = typer.Option("http://127.0.0.1:8545", help="JSON-RPC URL of the chain"),
-    manifest: Path = typer.Option(Path(".knexa/deployment.json"), help="deployment manifest of the market"),
-    store: str = typer.Option(".knexa/store", help="a store directory or an IPFS RPC API URL"),
-    learner: str = typer.Option("synthetic", help="synthetic (simulated skills) or lora (real tiny models)"),
+    rpc: str = RPC_OPTION,
+    manifest: Path = MANIFEST_OPTION,
+    store: str = STORE_OPTION,
+    learner: str = LEARNER_OPTION,
     seed: int = typer.Option(0, help="seed of the learner (the lora learner's data federation seed)"),
     scale: str = typer.Option(
         "tiny", help="lora learner: tiny (seconds per round) or small (the benchmark's)"
@@ -121,9 +128,7 @@ def init(
     federation_size: int = typer.Option(
         3, "--federation-size", help="lora learner: organizations in the data"
     ),
-    dev_account_index: int | None = typer.Option(
-        None, "--dev-account", help="import Anvil's funded dev account N as the key (local chains only)"
-    ),
+    dev_account_index: int | None = DEV_ACCOUNT_OPTION,
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Create the organization's identity: an encrypted Ethereum key, an encryption key, a config."""
@@ -359,14 +364,12 @@ def withdraw(
 def up(
     name: str = typer.Argument(..., help="the organization's display name"),
     home: Path | None = HOME_OPTION,
-    rpc: str = typer.Option("http://127.0.0.1:8545", help="JSON-RPC URL of the chain"),
-    manifest: Path = typer.Option(Path(".knexa/deployment.json"), help="deployment manifest of the market"),
-    store: str = typer.Option(".knexa/store", help="a store directory or an IPFS RPC API URL"),
-    learner: str = typer.Option("synthetic", help="synthetic (simulated skills) or lora (real tiny models)"),
+    rpc: str = RPC_OPTION,
+    manifest: Path = MANIFEST_OPTION,
+    store: str = STORE_OPTION,
+    learner: str = LEARNER_OPTION,
     seed: int = typer.Option(0, help="seed of the learner"),
-    dev_account_index: int | None = typer.Option(
-        None, "--dev-account", help="import Anvil's funded dev account N as the key (local chains only)"
-    ),
+    dev_account_index: int | None = DEV_ACCOUNT_OPTION,
     stake: float = typer.Option(2.0, help="stake in ETH when registering"),
     poll: float | None = typer.Option(None, help="seconds between looks at the chain"),
     once: bool = typer.Option(

@@ -66,34 +66,37 @@ def synthetic_profile(federation: Federation, sim_id: str) -> ProfileDoc:
     )
 
 
+def synthetic_index(name: str) -> int:
+    """The simulated organization a name stands for (`org-00003` -> 3)."""
+    if not name.startswith("org-") or not name[4:].isdigit():
+        raise ValueError(f"a synthetic organization is named org-NNNNN, not {name!r}")
+    return int(name[4:])
+
+
 class SyntheticLearner:
     """An organization of the synthetic federation: its name is its simulated id (`org-00003`)."""
 
     def __init__(self, name: str, seed: int = 0, noise_std: float = 0.01) -> None:
-        if not name.startswith("org-") or not name[4:].isdigit():
-            raise ValueError(f"a synthetic organization is named org-NNNNN, not {name!r}")
         self.name = name
-        self.index = int(name[4:])
+        self.index = synthetic_index(name)
         self.seed = seed
         self.noise_std = noise_std
-        config = SimConfig(
-            n_orgs=max(2, self.index + 1), rounds=0, seed=seed, categories=PolicyParams().categories
-        )
-        self._config = config
-        self._federations: dict[int, Federation] = {}
-        self._federation(self.index)
+        self._federation = self._covering(self.index)
         self.rounds_learnt = 0
 
-    def _federation(self, index: int) -> Federation:
-        size = max(2, index + 1)
-        if size not in self._federations:
-            self._federations[size] = Federation(
-                SimConfig(n_orgs=size, rounds=0, seed=self.seed, categories=self._config.categories)
+    def _covering(self, index: int) -> Federation:
+        """A federation that includes organization `index`. An organization's hidden traits depend
+        only on the seed and its index, not on the federation's size, so a larger one agrees."""
+        current: Federation | None = getattr(self, "_federation", None)
+        if current is None or index >= len(current.orgs):
+            size = max(2, index + 1)
+            current = Federation(
+                SimConfig(n_orgs=size, rounds=0, seed=self.seed, categories=PolicyParams().categories)
             )
-        return self._federations[size]
+        return current
 
     def profile(self) -> ProfileDoc:
-        return synthetic_profile(self._federation(self.index), self.name)
+        return synthetic_profile(self._federation, self.name)
 
     def teach(self, round_id: int, teacher: str, student: str) -> KnowledgeBundle:
         return KnowledgeBundle(
@@ -106,11 +109,10 @@ class SyntheticLearner:
         )
 
     def learn(self, bundle: KnowledgeBundle, teacher_name: str) -> LearnResult:
-        teacher = SyntheticLearner(teacher_name, self.seed)  # validates the name
-        federation = self._federation(max(self.index, teacher.index))
-        ids = (teacher_name, self.name)
-        truth = federation.true_gain_matrix(ids)[0, 1]
-        rng = np.random.default_rng([self.seed, bundle.round, teacher.index, self.index])
+        teacher_index = synthetic_index(teacher_name)
+        self._federation = self._covering(teacher_index)
+        truth = self._federation.true_gain_matrix((teacher_name, self.name))[0, 1]
+        rng = np.random.default_rng([self.seed, bundle.round, teacher_index, self.index])
         gain = float(np.clip(truth + rng.normal(0.0, self.noise_std), -1.0, 1.0))
         self.rounds_learnt += 1
         adapter = json.dumps(

@@ -34,7 +34,7 @@ from exchange.errors import ExchangeError
 from exchange.local import LocalStore
 from exchange.sealing import open_knowledge, publish_sealed
 from exchange.store import ContentStore
-from matchmaker.ledger import Ledger, LedgerFollower, PairRecord, RoundRecord
+from matchmaker.ledger import Ledger, LedgerFollower, OrgStatus, PairRecord, RoundRecord
 from matchmaker.runner import cid_binary, cid_text
 
 log = logging.getLogger("knexa.org")
@@ -200,7 +200,7 @@ class OrgRuntime:
             return []
         latest = max(finished)
         me = ledger.organizations.get(self.address)
-        if me is None or me.status.value != "active":
+        if me is None or me.status is not OrgStatus.ACTIVE:
             self.state.profile_round = latest
             return []
         cid = self.store.put(self.learner.profile().to_bytes())
