@@ -28,7 +28,7 @@ $(NPM_STAMP): tools/package.json tools/package-lock.json
 	@touch $@
 
 demo: bootstrap  ## the end-to-end demo: Anvil, the matchmaker and 3 organizations as separate processes
-	$(BIN)/knexa demo --processes
+	$(BIN)/knexa demo --processes --learner lora
 
 demo-fast: bootstrap  ## the in-process market demo: 6 organizations, 6 LinUCB rounds, replay (seconds)
 	$(BIN)/knexa demo

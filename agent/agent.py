@@ -61,6 +61,7 @@ class Agent:
         self.optimizer = make_optimizer(self.model, budget.lr)
         self.train_examples = [encode_example(codec, p.prompt, p.solution, spec.max_len) for p in org.train]
         self.steps_done = 0
+        self._val_cache: tuple[int, float] | None = None  # (steps_done, Pass@1) of the last validation
 
     @property
     def name(self) -> str:
@@ -89,7 +90,13 @@ class Agent:
         return make_bundle(self.model, self.codec, self.name, transfer, evaluator, cfg)
 
     def validate(self, evaluator: Evaluator) -> float:
-        return self.evaluate(self.org.val, evaluator).rate
+        """Validation Pass@1, measured once per model state (greedy decoding makes it a function
+        of the weights, which only change through this agent's own optimizer steps)."""
+        if self._val_cache is not None and self._val_cache[0] == self.steps_done:
+            return self._val_cache[1]
+        rate = self.evaluate(self.org.val, evaluator).rate
+        self._val_cache = (self.steps_done, rate)
+        return rate
 
     def evaluate(self, problems: Sequence[Problem], evaluator: Evaluator) -> PassAt1:
         return pass_at_1(self.model, self.codec, problems, evaluator, max_len=self.spec.max_len)
@@ -123,6 +130,14 @@ class Agent:
     def adapter_state(self) -> dict[str, torch.Tensor]:
         """The LoRA weights only (what an ``AdapterBundle`` would carry)."""
         return {k: v.detach().clone() for k, v in self.model.state_dict().items() if "lora_" in k}
+
+    def load_adapter_state(self, weights: dict[str, torch.Tensor]) -> None:
+        """Replace the LoRA weights (a saved adapter); they must all belong to this model."""
+        unknown = [key for key in weights if key not in self.model.state_dict()]
+        if unknown:
+            raise ValueError(f"the adapter does not fit this model: {unknown[:2]}")
+        self.model.load_state_dict(weights, strict=False)
+        self._val_cache = None
 
     def clone(self) -> Agent:
         """An independent copy (adapter, optimizer state, counters) for branching experiments."""

@@ -68,7 +68,9 @@ def data_table(
 
 @app.command("build-zoo")
 def build_zoo(
-    tiny: bool = typer.Option(False, help="the tiny test zoo instead of the default one"),
+    scale: str = typer.Option(
+        "tiny", help="tiny (the benchmark's and the demo's models), small (the -s zoo) or smoke (CI)"
+    ),
     steps: int = typer.Option(0, min=0, help="pretraining steps (0 = the experiment default)"),
     threads: int = typer.Option(1, min=1, max=64, help="torch threads"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -76,11 +78,15 @@ def build_zoo(
     """Train the shared tokenizer and pretrain (or load from cache) every base model of the zoo."""
     import torch
 
-    from agent.experiment import ExperimentConfig, build_world, tiny_config
+    from agent.experiment import build_world, config_for_scale
     from agent.models.zoo import n_params
 
     torch.set_num_threads(threads)
-    cfg = tiny_config() if tiny else ExperimentConfig()
+    try:
+        cfg = config_for_scale(scale)
+    except ValueError as exc:
+        _err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
     if steps:
         cfg = replace(cfg, pretrain=replace(cfg.pretrain, steps=steps))
     columns = (
@@ -150,13 +156,13 @@ def evaluate(
         passed = [r.passed for r in results]
     else:
         from agent.evaluate import pass_at_1
-        from agent.experiment import ExperimentConfig, build_world
+        from agent.experiment import build_world, config_for_scale
 
-        cfg = ExperimentConfig()
-        if model not in {s.name for s in cfg.specs()}:
-            _err.print(f"[red]error:[/red] unknown model {model!r}")
+        scales = {spec: scale for scale in ("tiny", "small") for spec in config_for_scale(scale).families}
+        if model not in scales:
+            _err.print(f"[red]error:[/red] unknown model {model!r}; choose from {sorted(scales)}")
             raise typer.Exit(2)
-        cfg = replace(cfg, families=(model,))
+        cfg = replace(config_for_scale(scales[model]), families=(model,))
         codec, bases = build_world(cfg)
         passed = list(pass_at_1(bases[model], codec, problems, evaluator).passed)
     by_cat: dict[str, list[bool]] = {}

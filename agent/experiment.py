@@ -24,9 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from agent.agent import Agent, LearnReport
+from agent.central import consensus_payload
 from agent.data.splits import Suite, build_suite, check_disjoint, pretraining_corpus
 from agent.models.tokenizer import Codec, shared_tokenizer
 from agent.models.zoo import TINY_ZOO, ZOO, ModelSpec, PretrainConfig, load_or_pretrain
@@ -45,6 +47,7 @@ class RoundRecord:
     gains: dict[str, float]  # student -> validation Pass@1 gain
     test: dict[str, float]  # org -> test Pass@1 after the round
     bundle_sizes: dict[str, int] = field(default_factory=dict)  # student -> entries kept by its teacher
+    test_by_category: dict[str, dict[str, float]] = field(default_factory=dict)  # org -> category -> rate
 
 
 class PairingFn(Protocol):
@@ -93,35 +96,76 @@ def check_pairs(pairs: Sequence[Pair], orgs: Sequence[str]) -> None:
 PAIRINGS: dict[str, PairingFn] = {"random": random_pairing, "round-robin": round_robin_pairing}
 
 
+class CentralDistillation:
+    """The `central-kd` method: every organisation teaches, a server averages all the answers
+    (`agent.central.consensus_payload`) and every organisation distils that one consensus."""
+
+    def __repr__(self) -> str:
+        return "central-kd"
+
+
+CENTRAL_KD = CentralDistillation()
+
+# A method of the experiment: a pairing (P2P distillation), the central baseline, or None (local-only).
+Method = PairingFn | CentralDistillation | None
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
-    n_orgs: int = 4
-    families: tuple[str, ...] = ("llama-s", "gpt2-s", "neox-s")
-    rounds: int = 3
-    warmup_steps: int = 40
-    budget: Budget = field(default_factory=lambda: Budget(steps=30, batch_size=16, lr=5e-3))
-    seeds: tuple[int, ...] = (0, 1, 2)
+    """Defaults: the benchmark's full run (6 organisations of the tiny zoo, 20 rounds, 5 seeds).
+
+    The tiny zoo is pretrained long enough (600 steps) and warmed up long enough (120 local
+    steps) that most organisations pass some public tests of their own specialty, so their
+    bundles carry something; the full run then fits in about an hour on a 2-core CPU.
+    """
+
+    n_orgs: int = 6
+    families: tuple[str, ...] = ("llama-t", "gpt2-t", "neox-t")
+    rounds: int = 20
+    warmup_steps: int = 120
+    budget: Budget = field(default_factory=lambda: Budget(steps=15, batch_size=16, lr=5e-3))
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     alpha: float = 0.1
     train_per_org: int = 160
     val_per_org: int = 16
-    transfer_per_category: int = 8
-    test_per_category: int = 8
+    transfer_per_category: int = 4
+    test_per_category: int = 4
     corpus_size: int = 3000
     vocab_size: int = 1024
     pretrain: PretrainConfig = field(
-        default_factory=lambda: PretrainConfig(steps=400, batch_size=16, lr=3e-3)
+        default_factory=lambda: PretrainConfig(steps=600, batch_size=16, lr=3e-3)
     )
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
-    workers: int = 2
+    workers: int = 1
+    test_every: int = 4  # evaluate the test set every n rounds (and always after the last one)
 
     def specs(self) -> list[ModelSpec]:
         table = {**ZOO, **TINY_ZOO}
         return [table[f] for f in self.families]
 
 
+def small_config(**overrides: Any) -> ExperimentConfig:
+    """The larger `-s` zoo (about 3x the compute of the tiny one per step)."""
+    base: dict[str, Any] = {
+        "n_orgs": 4,
+        "families": ("llama-s", "gpt2-s", "neox-s"),
+        "rounds": 3,
+        "warmup_steps": 40,
+        "budget": Budget(steps=30, batch_size=16, lr=5e-3),
+        "seeds": (0, 1, 2),
+        "transfer_per_category": 8,
+        "test_per_category": 8,
+        "pretrain": PretrainConfig(steps=400, batch_size=16, lr=3e-3),
+        "workers": 2,
+        "test_every": 1,
+    }
+    base.update(overrides)
+    return ExperimentConfig(**base)
+
+
 def tiny_config(**overrides: Any) -> ExperimentConfig:
-    """A seconds-scale configuration for CI smoke tests."""
+    """A seconds-scale configuration for CI smoke tests (its models barely pass anything)."""
     base: dict[str, Any] = {
         "n_orgs": 3,
         "families": ("llama-t", "gpt2-t", "neox-t"),
@@ -137,9 +181,23 @@ def tiny_config(**overrides: Any) -> ExperimentConfig:
         "vocab_size": 512,
         "pretrain": PretrainConfig(steps=10, batch_size=8, lr=3e-3),
         "teacher": TeacherConfig(max_new_tokens=24),
+        "test_every": 1,
     }
     base.update(overrides)
     return ExperimentConfig(**base)
+
+
+def config_for_scale(scale: str, **overrides: Any) -> ExperimentConfig:
+    """The configuration a scale name means: ``tiny`` (the benchmark's, the demo's and the org
+    runtime's default), ``small`` (the ``-s`` zoo) or ``smoke`` (CI seconds)."""
+    table: dict[str, Callable[..., ExperimentConfig]] = {
+        "tiny": ExperimentConfig,
+        "small": small_config,
+        "smoke": tiny_config,
+    }
+    if scale not in table:
+        raise ValueError(f"unknown scale {scale!r}: use tiny, small or smoke")
+    return table[scale](**overrides)
 
 
 ProgressFn = Callable[[str, int], None]  # (what, units done) for progress bars
@@ -193,7 +251,7 @@ def run_method(
     agents: Sequence[Agent],
     suite: Suite,
     cfg: ExperimentConfig,
-    pairing: PairingFn | None,
+    pairing: Method,
     evaluator: Evaluator,
     seed: int,
     progress: ProgressFn | None = None,
@@ -208,25 +266,40 @@ def run_method(
     if bind is not None:  # a matchmaker policy: it starts each run from the organizations' profiles
         bind(agents, seed, {a.name: a.validate(evaluator) for a in agents})
     for r in range(cfg.rounds):
-        pairs = pairing(r, names, rng, history) if pairing is not None else []
-        check_pairs(pairs, names)
-        # Teachers answer from their state at the start of the round.
-        payloads = {t: by_name[t].teach(suite.transfer, evaluator, cfg.teacher) for t, _ in pairs}
-        teacher_of = {s: t for t, s in pairs}
         gains: dict[str, float] = {}
-        for a in agents:
-            if a.name in teacher_of:
-                report: LearnReport = a.learn(payloads[teacher_of[a.name]], evaluator, cfg.distill)
-                gains[a.name] = report.gain
-            else:
-                a.train_local()
-        test = {a.name: a.evaluate(suite.test, evaluator).rate for a in agents}
-        sizes = {s: len(payloads[t].entries) for t, s in pairs}
-        history.append(RoundRecord(r + 1, tuple(pairs), gains, test, sizes))
+        sizes: dict[str, int] = {}
+        pairs: list[Pair] = []
+        if isinstance(pairing, CentralDistillation):
+            answers = {a.name: a.teach(suite.transfer, evaluator, cfg.teacher) for a in agents}
+            consensus = consensus_payload(
+                agents, answers, suite.transfer, cfg.teacher.top_k, cfg.teacher.max_len
+            )
+            for a in agents:
+                gains[a.name] = a.learn(consensus, evaluator, cfg.distill).gain
+                sizes[a.name] = len(consensus.entries)
+        else:
+            pairs = pairing(r, names, rng, history) if pairing is not None else []
+            check_pairs(pairs, names)
+            # Teachers answer from their state at the start of the round.
+            payloads = {t: by_name[t].teach(suite.transfer, evaluator, cfg.teacher) for t, _ in pairs}
+            teacher_of = {s: t for t, s in pairs}
+            for a in agents:
+                if a.name in teacher_of:
+                    report: LearnReport = a.learn(payloads[teacher_of[a.name]], evaluator, cfg.distill)
+                    gains[a.name] = report.gain
+                else:
+                    a.train_local()
+            sizes = {s: len(payloads[t].entries) for t, s in pairs}
+        tested = (r + 1) % cfg.test_every == 0 or r + 1 == cfg.rounds
+        results = {a.name: a.evaluate(suite.test, evaluator) for a in agents} if tested else {}
+        test = {name: res.rate for name, res in results.items()}
+        by_category = {name: res.by_category(suite.test) for name, res in results.items()}
+        history.append(RoundRecord(r + 1, tuple(pairs), gains, test, sizes, by_category))
         if log is not None:
             mean_gain = statistics.fmean(gains.values()) if gains else 0.0
             log(
-                f"seed {seed} round {r + 1}: mean test {statistics.fmean(test.values()):.3f}, "
+                f"seed {seed} round {r + 1}: mean test "
+                f"{statistics.fmean(test.values()) if test else math.nan:.3f}, "
                 f"mean val gain {mean_gain:+.3f}, pairs {pairs}, bundle sizes {sizes}"
             )
         if progress is not None:
@@ -237,7 +310,7 @@ def run_method(
 def run_seed(
     cfg: ExperimentConfig,
     seed: int,
-    methods: dict[str, PairingFn | None],
+    methods: dict[str, Method],
     codec: Codec,
     bases: dict[str, Any],
     evaluator: Evaluator,
@@ -254,7 +327,13 @@ def run_seed(
     start = {a.name: a.evaluate(suite.test, evaluator).rate for a in agents}
     if log is not None:
         log(f"seed {seed}: after warm-up, test Pass@1 {start}")
-    out: dict[str, Any] = {"start": start, "families": {a.name: a.spec.name for a in agents}, "methods": {}}
+    out: dict[str, Any] = {
+        "seed": seed,
+        "start": start,
+        "families": {a.name: a.spec.name for a in agents},
+        "mixes": {a.name: a.org.mix for a in agents},
+        "methods": {},
+    }
     for method, pairing in methods.items():
         if log is not None:
             log(f"seed {seed}: method {method}")
@@ -275,22 +354,64 @@ def mean_ci(values: Sequence[float]) -> dict[str, float]:
     return {"mean": m, "ci95": half, "n": float(n)}
 
 
+def ratio_ci(values: Sequence[float], baseline: Sequence[float], resamples: int = 10_000) -> dict[str, float]:
+    """Ratio of means ``mean(values) / mean(baseline)`` with a 95% paired bootstrap interval over seeds.
+
+    Per-seed ratios would blow up when a seed's baseline is near zero; the ratio of means does
+    not. The bootstrap resamples seeds (pairs stay together) with a fixed RNG, so it is replayable.
+    """
+    a, b = np.asarray(values, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError("ratio_ci needs two equally long, non-empty series")
+    point = float(a.mean() / b.mean()) if b.mean() > 0 else math.nan
+    if a.size < 2:
+        return {"mean": point, "low": point, "high": point, "n": float(a.size)}
+    idx = np.random.default_rng(0).integers(0, a.size, size=(resamples, a.size))
+    num, den = a[idx].mean(axis=1), b[idx].mean(axis=1)
+    ratios = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    ratios = ratios[~np.isnan(ratios)]
+    if ratios.size == 0:
+        return {"mean": point, "low": math.nan, "high": math.nan, "n": float(a.size)}
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return {"mean": point, "low": float(low), "high": float(high), "n": float(a.size)}
+
+
+def own_mix_rate(by_category: dict[str, dict[str, float]], mixes: dict[str, dict[str, float]]) -> float:
+    """Mean over organisations of test Pass@1 weighted by each one's own category mix.
+
+    The balanced test set measures general skill; an organisation itself cares about the
+    problems it meets, which look like its private data: this is that view of the same run.
+    """
+    rates = [
+        sum(mixes[org][c] * rate for c, rate in cats.items()) / sum(mixes[org][c] for c in cats)
+        for org, cats in by_category.items()
+    ]
+    return statistics.fmean(rates)
+
+
 def summarise(per_seed: Sequence[dict[str, Any]], rounds: int) -> dict[str, Any]:
-    """Per method: mean test Pass@1 per round (over orgs, then seeds) and paired gains over local-only."""
+    """Per method: mean test Pass@1 per tested round (over orgs, then seeds), paired differences
+    from local-only, ratios to random, and the mean validation gain the students reported."""
     methods = list(per_seed[0]["methods"])
     curve: dict[str, list[dict[str, float]]] = {}
     final: dict[str, list[float]] = {}
+    own_mix: dict[str, list[float]] = {}
     for m in methods:
-        per_round = []
-        for r in range(rounds + 1):
-            vals = []
-            for s in per_seed:
-                tests = s["start"] if r == 0 else s["methods"][m][r - 1]["test"]
-                vals.append(statistics.fmean(tests.values()))
-            per_round.append(mean_ci(vals))
+        per_round = [{"round": 0.0, **mean_ci([statistics.fmean(s["start"].values()) for s in per_seed])}]
+        for r in range(1, rounds + 1):
+            tests = [s["methods"][m][r - 1]["test"] for s in per_seed]
+            if all(tests):  # rounds without a test evaluation (cfg.test_every) leave no point
+                per_round.append(
+                    {"round": float(r), **mean_ci([statistics.fmean(t.values()) for t in tests])}
+                )
         curve[m] = per_round
         final[m] = [statistics.fmean(s["methods"][m][-1]["test"].values()) for s in per_seed]
-    out: dict[str, Any] = {"curve": curve, "final": {m: mean_ci(v) for m, v in final.items()}}
+        own_mix[m] = [own_mix_rate(s["methods"][m][-1]["test_by_category"], s["mixes"]) for s in per_seed]
+    out: dict[str, Any] = {
+        "curve": curve,
+        "final": {m: mean_ci(v) for m, v in final.items()},
+        "final_own_mix": {m: mean_ci(v) for m, v in own_mix.items()},
+    }
     if "local-only" in final:
         out["vs_local"] = {
             m: mean_ci([a - b for a, b in zip(final[m], final["local-only"], strict=True)])
@@ -298,9 +419,16 @@ def summarise(per_seed: Sequence[dict[str, Any]], rounds: int) -> dict[str, Any]
             if m != "local-only"
         }
     if "random" in final:
-        out["ratio_vs_random"] = {
-            m: mean_ci([a / b if b > 0 else math.nan for a, b in zip(final[m], final["random"], strict=True)])
-            for m in methods
-            if m != "random"
-        }
+        out["ratio_vs_random"] = {m: ratio_ci(final[m], final["random"]) for m in methods if m != "random"}
+    out["reported_gain"] = {
+        m: mean_ci(
+            [
+                statistics.fmean(g for rec in s["methods"][m] for g in rec["gains"].values())
+                for s in per_seed
+                if any(rec["gains"] for rec in s["methods"][m])
+            ]
+        )
+        for m in methods
+        if m != "local-only"
+    }
     return out

@@ -53,12 +53,16 @@ def demo(
         "--processes",
         help="run Anvil, the matchmaker and every organization as separate `knexa` processes",
     ),
-    learner: str = typer.Option("synthetic", help="with --processes: synthetic or lora (real tiny models)"),
+    learner: str = typer.Option(
+        "lora", help="with --processes: lora (real tiny LoRA models) or synthetic (simulated skills)"
+    ),
     workdir: Path | None = typer.Option(None, help="with --processes: keep keystores, store and logs here"),
     scale: str = typer.Option(
-        "tiny", help="with --learner lora: tiny (seconds) or small (minutes, real bundles)"
+        "tiny", help="with --learner lora: tiny (seconds per round) or small (minutes)"
     ),
-    round_blocks: int = typer.Option(12, help="with --processes: blocks (seconds) per round"),
+    round_blocks: int = typer.Option(
+        None, help="with --processes: blocks (seconds) per round [default: 60 with lora, 12 synthetic]"
+    ),
     json_output: bool = typer.Option(False, "--json", help="print the result as JSON instead of tables"),
 ) -> None:
     """Run the end-to-end demo on the embedded default (a local Anvil chain and content store,

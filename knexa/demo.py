@@ -85,7 +85,7 @@ def run_process_demo_cli(
     workdir: Path | None,
     json_output: bool,
     scale: str = "tiny",
-    round_blocks: int = 12,
+    round_blocks: int | None = None,
 ) -> None:
     """`knexa demo --processes`: the market as separate processes, summarised."""
     from knexa.process_demo import run_process_demo

@@ -87,7 +87,7 @@ def _processes(logs: Path) -> Iterator[Processes]:
 
 
 def _cli(arguments: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run one `knexa ... --json` command to completion; its last JSON line."""
+    """Run one `knexa ... --json` command to completion; its JSON answer."""
     done = subprocess.run(
         [sys.executable, "-m", "knexa", *arguments, "--json"],
         capture_output=True,
@@ -95,28 +95,49 @@ def _cli(arguments: list[str], env: dict[str, str]) -> dict[str, Any]:
         timeout=600,
         check=False,
     )
-    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
+    if done.returncode != 0:
         raise RuntimeError(f"`knexa {' '.join(arguments)}` failed: {done.stderr.decode()[-2000:]}")
-    parsed: dict[str, Any] = json.loads(lines[-1])
-    return parsed
+    text = done.stdout.decode()
+    try:  # one (possibly indented) JSON document ...
+        whole: dict[str, Any] = json.loads(text)
+        return whole
+    except json.JSONDecodeError:  # ... or JSON lines, of which the last one is the answer
+        lines = [line for line in text.splitlines() if line.startswith("{")]
+        if not lines:
+            raise RuntimeError(f"`knexa {' '.join(arguments)}` printed no JSON: {text[-2000:]}") from None
+        parsed: dict[str, Any] = json.loads(lines[-1])
+        return parsed
+
+
+def default_round_blocks(learner: str) -> int:
+    """Blocks (seconds at one block per second) per round: enough for a learner to teach and learn
+    while sharing a 2-core machine with two other organizations."""
+    return 60 if learner == "lora" else 12
 
 
 def run_process_demo(
     organizations: int = 3,
     rounds: int = 2,
     learner: str = "synthetic",
-    round_blocks: int = 12,
+    round_blocks: int | None = None,
     scale: str = "tiny",
     workdir: Path | None = None,
     on_progress: Callable[[str], None] | None = None,
+    ipfs_api: str | None = None,
 ) -> ProcessDemoReport:
-    """Run the demo (see the module docstring); `workdir` keeps keystores, store and logs."""
+    """Run the demo (see the module docstring); `workdir` keeps keystores, store and logs.
+
+    The content store is a local directory under `workdir`, or the IPFS node at `ipfs_api`
+    (default: the `KNEXA_IPFS_API` environment variable) when one is given.
+    """
     say = on_progress or (lambda message: None)
+    round_blocks = round_blocks or default_round_blocks(learner)
     root = Path(workdir or tempfile.mkdtemp(prefix="knexa-demo-"))
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    manifest, store = root / "deployment.json", root / "store"
+    ipfs_api = ipfs_api or os.environ.get("KNEXA_IPFS_API") or None
+    manifest = root / "deployment.json"
+    store: str | Path = ipfs_api or root / "store"
     port = free_port()
     rpc = f"http://127.0.0.1:{port}"
     env = {**os.environ, "KNEXA_PASSWORD": DEMO_PASSWORD, "PYTHONUNBUFFERED": "1"}
@@ -130,6 +151,9 @@ def run_process_demo(
         )
         wait_for_rpc(rpc, timeout_s=60)
         _wait_for(manifest.exists, 60, "the deployment manifest")
+        if learner == "lora":  # pretrain (or load) the zoo once, not in three racing processes
+            say(f"model zoo ({scale}): pretraining once, cached afterwards")
+            _cli(["agent", "build-zoo", "--scale", scale], env)
         homes = {}
         for index in range(organizations):
             name = f"org-{index:05d}"
@@ -144,6 +168,11 @@ def run_process_demo(
             _cli(["org", "register", "--home", str(homes[name]), "--stake", "2"], env)
         for name, home in homes.items():
             processes.start(name, ["org", "join", "--home", str(home), "--json", "--poll", "0.5"], env)
+        for name in homes:  # rounds start once every agent has its model loaded
+            say(f"{name}: loading its agent")
+            _wait_for(
+                lambda name=name: _said_ready(logs / f"{name}.log", processes.children[name]), 600, name
+            )
         say(f"matchmaker: {rounds} rounds of {round_blocks} blocks")
         matchmaker = processes.start(
             "matchmaker",
@@ -201,6 +230,13 @@ def run_process_demo(
         report.verdicts = json.loads(replay.stdout.decode())["rounds"]
         _summarise(report, rpc, manifest)
     return report
+
+
+def _said_ready(log: Path, process: subprocess.Popen[bytes]) -> bool:
+    """Whether an organization process announced it follows the market (and is still alive)."""
+    if process.poll() is not None:
+        raise RuntimeError(f"{log.stem} exited early; see {log}")
+    return log.exists() and b'"action": "ready"' in log.read_bytes()
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,15 @@ def ipfs_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsNode]:
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One model cache (`KNEXA_CACHE`) for the whole session, inherited by `knexa` subprocesses, so
+    the pretrained zoo is built once per session (or reused from the caller's KNEXA_CACHE)."""
+    old = os.environ.get("KNEXA_CACHE")
+    if old is None:
+        os.environ["KNEXA_CACHE"] = str(tmp_path_factory.getbasetemp() / "knexa-cache")
+    yield Path(os.environ["KNEXA_CACHE"])
+    if old is None:
+        os.environ.pop("KNEXA_CACHE", None)

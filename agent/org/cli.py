@@ -248,6 +248,12 @@ def _join(
         )
     except (ChainError, ExchangeError) as error:
         _fail(str(error), json_output)
+    if not once:  # a long-running agent says when its model is loaded and it follows the chain
+        _emit(
+            json_output,
+            {"action": "ready", "round": None, "detail": f"{identity.config.name} follows the market"},
+            f"{identity.config.name}: ready, following the market",
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     rounds_done = 0

@@ -23,7 +23,7 @@ from safetensors.numpy import load_file, save_file
 
 from agent.agent import Agent
 from agent.data.templates import CATEGORIES
-from agent.experiment import ExperimentConfig, build_federation_suite, build_world, tiny_config
+from agent.experiment import ExperimentConfig, build_federation_suite, build_world, config_for_scale
 from agent.models.zoo import LORA_TARGETS, n_params
 from agent.org.bridge import bundle_to_payload, payload_to_bundle
 from agent.org.learners import LearnResult
@@ -55,11 +55,8 @@ class LearnerMemory:
 
 
 def experiment_config(settings: dict[str, Any]) -> ExperimentConfig:
-    """`scale`: `tiny` (seconds per round; tests) or `small` (the federation benchmark's models)."""
-    n_orgs = int(settings.get("n_orgs", 3))
-    if settings.get("scale", "tiny") == "tiny":
-        return tiny_config(n_orgs=n_orgs)
-    return ExperimentConfig(n_orgs=n_orgs)
+    """`scale`: `tiny` (the federation benchmark's models: seconds per round) or `small` (the `-s` zoo)."""
+    return config_for_scale(str(settings.get("scale", "tiny")), n_orgs=int(settings.get("n_orgs", 3)))
 
 
 class LoraLearner:
@@ -129,10 +126,7 @@ class LoraLearner:
 
     def _load_adapter(self) -> None:
         weights = {key: torch.from_numpy(value) for key, value in load_file(str(self._adapter_path)).items()}
-        missing = [key for key in weights if key not in self.agent.model.state_dict()]
-        if missing:
-            raise ValueError(f"the saved adapter does not fit this model: {missing[:2]}")
-        self.agent.model.load_state_dict(weights, strict=False)
+        self.agent.load_adapter_state(weights)
 
     # ------------------------------------------------------------------ the Learner protocol
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from coincurve import PrivateKey
@@ -100,14 +102,25 @@ class OrgRuntime:
             # (a transaction sent now is mined in the next block, which must not be past the deadline)
             for pair in open_round.pairs:
                 if pair.teacher == self.address and pair.bundle_cid is None:
-                    actions += self._teach(ledger, open_round, pair)
+                    actions += self._in_time(open_round, partial(self._teach, ledger, open_round, pair))
             for pair in open_round.pairs:
                 if pair.student == self.address and pair.bundle_cid is not None and pair.gain is None:
-                    actions += self._learn(ledger, open_round, pair)
+                    actions += self._in_time(open_round, partial(self._learn, ledger, open_round, pair))
         actions += self._refresh_profile(ledger)
         self.state.last_block = ledger.last_block
         self._save()
         return actions
+
+    def _in_time(self, round_record: RoundRecord, act: Callable[[], list[Action]]) -> list[Action]:
+        """Run a teach/learn step; if the round closed while it worked (the learner was slower than
+        the deadline), say so and go on: the market treats it as a no-show, the agent keeps running."""
+        try:
+            return act()
+        except ContractReverted as error:
+            if error.name not in ("RoundNotOpen", "DeadlinePassed"):
+                raise
+            log.warning("round %d closed before this organization finished: %s", round_record.round_id, error)
+            return [Action("missed", round_record.round_id, f"the round closed first ({error.name})")]
 
     def _teach(self, ledger: Ledger, round_record: RoundRecord, pair: PairRecord) -> list[Action]:
         student = ledger.organizations[pair.student]

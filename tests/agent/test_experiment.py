@@ -61,14 +61,36 @@ def test_mean_ci_and_summary() -> None:
     assert ci["ci95"] == pytest.approx(4.302653 * 0.1 / math.sqrt(3), rel=1e-4)
 
     def seed(local: float, rnd: float) -> dict[str, object]:
-        rec = lambda v: [{"round": 1, "pairs": [], "gains": {}, "test": {"a": v, "b": v}}]  # noqa: E731
-        return {"start": {"a": 0.0, "b": 0.0}, "methods": {"local-only": rec(local), "random": rec(rnd)}}
+        def rec(v: float) -> list[dict[str, object]]:
+            by_category = {"a": {"strings": v, "lists": 0.0}, "b": {"strings": 0.0, "lists": v}}
+            return [
+                {
+                    "round": 1,
+                    "pairs": [],
+                    "gains": {},
+                    "test": {"a": v, "b": v},
+                    "test_by_category": by_category,
+                }
+            ]
+
+        mixes = {"a": {"strings": 1.0, "lists": 0.0}, "b": {"strings": 0.0, "lists": 1.0}}
+        return {
+            "start": {"a": 0.0, "b": 0.0},
+            "mixes": mixes,
+            "methods": {"local-only": rec(local), "random": rec(rnd)},
+        }
 
     summary = summarise([seed(0.2, 0.3), seed(0.4, 0.5)], rounds=1)
+    ratio = summary["ratio_vs_random"]["local-only"]
+    assert ratio["mean"] == pytest.approx(0.6 / 0.8)  # a ratio of means, not a mean of ratios
+    assert ratio["low"] <= ratio["mean"] <= ratio["high"]
     assert summary["final"]["random"]["mean"] == pytest.approx(0.4)
     assert summary["vs_local"]["random"]["mean"] == pytest.approx(0.1)
     assert summary["vs_local"]["random"]["ci95"] == pytest.approx(0.0, abs=1e-12)
     assert [c["mean"] for c in summary["curve"]["local-only"]] == pytest.approx([0.0, 0.3])
+    assert [c["round"] for c in summary["curve"]["local-only"]] == [0.0, 1.0]
+    # each organisation only meets its own category, which it solves at rate v
+    assert summary["final_own_mix"]["random"]["mean"] == pytest.approx(0.4)
 
 
 @pytest.fixture
@@ -95,19 +117,27 @@ def test_tiny_federation_bench_writes_results(cache: Path) -> None:
     out = cache / "results"
     assert module.main(["--tiny", "--rounds", "1", "--out", str(out)]) == 0
     result = json.loads((out / "federation.json").read_text())
-    assert result["methods"] == ["local-only", "random", "round-robin", "heuristic", "knexa"]
+    assert result["methods"] == ["local-only", "random", "heuristic", "central-kd", "knexa"]
     seed0 = result["per_seed"][0]
     for method in result["methods"]:
         (rec,) = seed0["methods"][method]
         assert set(rec["test"]) == set(seed0["start"])
+        assert set(rec["test_by_category"]) == set(seed0["start"])
         if method == "local-only":
             assert rec["pairs"] == []
             assert rec["gains"] == {}
+        elif method == "central-kd":  # no pairs: everyone distils the server's consensus
+            assert rec["pairs"] == []
+            assert set(rec["gains"]) == set(seed0["start"])
+            assert len(set(rec["bundle_sizes"].values())) == 1
         else:
             assert len(rec["pairs"]) == len(seed0["start"])
             assert set(rec["gains"]) == set(seed0["start"])
     assert (out / "federation.png").stat().st_size > 1000
-    assert set(result["summary"]["vs_local"]) == {"random", "round-robin", "heuristic", "knexa"}
+    assert (out / "federation-pairs.png").stat().st_size > 1000
+    assert set(result["summary"]["vs_local"]) == {"random", "heuristic", "central-kd", "knexa"}
+    assert set(result["summary"]["ratio_vs_random"]) == {"local-only", "heuristic", "central-kd", "knexa"}
+    assert len(result["converged_pairs"]["knexa"]) == 1  # one pairing graph per seed
 
 
 @pytest.mark.slow

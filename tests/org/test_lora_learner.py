@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +16,8 @@ from exchange.bundles import AdapterBundle
 SETTINGS = {"kind": "lora", "seed": 0, "scale": "tiny", "n_orgs": 3}
 
 
-@pytest.fixture
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Tiny pretrained models are cached per test session (seconds to build)."""
-    old = os.environ.get("KNEXA_CACHE")
-    if old is None:
-        os.environ["KNEXA_CACHE"] = str(tmp_path_factory.getbasetemp() / "knexa-cache")
-    yield Path(os.environ["KNEXA_CACHE"])
-    if old is None:
-        os.environ.pop("KNEXA_CACHE", None)
-
-
 @pytest.mark.slow
-def test_lora_learner_profiles_learns_and_resumes(cache: Path, tmp_path: Path) -> None:
+def test_lora_learner_profiles_learns_and_resumes(zoo_cache: Path, tmp_path: Path) -> None:
     home = tmp_path / "org-00001"
     home.mkdir()
     learner = LoraLearner.from_settings("org-00001", home, SETTINGS)
