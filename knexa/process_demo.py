@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -170,9 +171,8 @@ def run_process_demo(
             processes.start(name, ["org", "join", "--home", str(home), "--json", "--poll", "0.5"], env)
         for name in homes:  # rounds start once every agent has its model loaded
             say(f"{name}: loading its agent")
-            _wait_for(
-                lambda name=name: _said_ready(logs / f"{name}.log", processes.children[name]), 600, name
-            )
+            ready = partial(_said_ready, logs / f"{name}.log", processes.children[name])
+            _wait_for(ready, 600, name)
         say(f"matchmaker: {rounds} rounds of {round_blocks} blocks")
         matchmaker = processes.start(
             "matchmaker",
