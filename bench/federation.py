@@ -45,6 +45,7 @@ from agent.experiment import (  # noqa: E402
     tiny_config,
 )
 from agent.matchmaking import PolicyPairing  # noqa: E402
+from agent.models.tokenizer import Codec  # noqa: E402
 from agent.sandbox import Evaluator, isolation_level  # noqa: E402
 
 NO_PAIRS = ("local-only", "central-kd")  # methods without peer-to-peer pairs
@@ -177,27 +178,36 @@ def print_summary(result: dict[str, Any]) -> None:
     Console().print(table)
 
 
-def run_inline(
-    cfg: ExperimentConfig, names: Sequence[str], threads: int, verbose: bool, console: Console
-) -> list[dict[str, Any]]:
-    """Every seed in this process (what tests and ``--jobs 1`` use)."""
-    torch.set_num_threads(threads)
-    evaluator = Evaluator(workers=cfg.workers)
+def progress_bars(console: Console) -> Progress:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as progress:
-        specs = cfg.specs()
-        pre = {
-            s.name: progress.add_task(f"pretrain {s.name} (cached after first run)", total=cfg.pretrain.steps)
-            for s in specs
-        }
-        codec, bases = build_world(cfg, lambda name, n: progress.advance(pre[name], n))
-        for tid in pre.values():
-            progress.update(tid, completed=cfg.pretrain.steps)
+    return Progress(*columns, console=console)
+
+
+def pretrain_with_progress(progress: Progress, cfg: ExperimentConfig) -> tuple[Codec, dict[str, Any]]:
+    """The shared tokenizer and base models, one bar per model (full at once on a cache hit)."""
+    bars = {
+        s.name: progress.add_task(f"pretrain {s.name} (cached after first run)", total=cfg.pretrain.steps)
+        for s in cfg.specs()
+    }
+    codec, bases = build_world(cfg, lambda name, n: progress.advance(bars[name], n))
+    for bar in bars.values():
+        progress.update(bar, completed=cfg.pretrain.steps)
+    return codec, bases
+
+
+def run_inline(
+    cfg: ExperimentConfig, names: Sequence[str], threads: int, verbose: bool, console: Console
+) -> list[dict[str, Any]]:
+    """Every seed in this process (what tests and ``--jobs 1`` use)."""
+    torch.set_num_threads(threads)
+    evaluator = Evaluator(workers=cfg.workers)
+    with progress_bars(console) as progress:
+        codec, bases = pretrain_with_progress(progress, cfg)
         rounds = progress.add_task("federation rounds", total=len(cfg.seeds) * len(names) * cfg.rounds)
         return [
             run_seed(
@@ -255,21 +265,8 @@ def run_all(
     cfg: ExperimentConfig, names: Sequence[str], jobs: int, threads: int, verbose: bool, console: Console
 ) -> list[dict[str, Any]]:
     """Every seed, ``jobs`` at a time in separate processes, with one progress bar over all rounds."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
-        specs = cfg.specs()
-        pre = {
-            s.name: progress.add_task(f"pretrain {s.name} (cached after first run)", total=cfg.pretrain.steps)
-            for s in specs
-        }
-        build_world(cfg, lambda name, n: progress.advance(pre[name], n))  # fills the cache once
-        for tid in pre.values():
-            progress.update(tid, completed=cfg.pretrain.steps)
+    with progress_bars(console) as progress:
+        pretrain_with_progress(progress, cfg)  # fills the cache once, before the workers load it
         rounds = progress.add_task("federation rounds", total=len(cfg.seeds) * len(names) * cfg.rounds)
         context = multiprocessing.get_context("spawn")
         with context.Manager() as manager, ProcessPoolExecutor(jobs, mp_context=context) as pool:

@@ -79,3 +79,28 @@ def cli_market(dev_chain: DevChain, tmp_path: Path) -> CliMarket:
         )
         assert created.exit_code == 0, created.output
     return CliMarket(dev_chain, manifest, store, homes, runner)
+
+
+def init_and_register_through_cli(
+    runner: CliRunner, chain: DevChain, store: str, homes: dict[str, Path], *init_options: str
+) -> dict[str, str]:
+    """`knexa org init` + `knexa org register` for each home (dev accounts 2, 3, ...); name -> address."""
+    manifest = homes[next(iter(homes))].parent / "deployment.json"
+    chain.deployment.save(manifest)
+    env = {"KNEXA_PASSWORD": PASSWORD}
+    addresses = {}
+    for index, (name, home) in enumerate(homes.items()):
+        common = ["--home", str(home), "--json"]
+        created = runner.invoke(
+            app,
+            [
+                *("org", "init", name, "--rpc", chain.node.rpc_url, "--manifest", str(manifest)),
+                *("--store", store, "--dev-account", str(2 + index), *init_options, *common),
+            ],
+            env=env,
+        )
+        assert created.exit_code == 0, created.output
+        registered = runner.invoke(app, ["org", "register", "--stake", "2", *common], env=env)
+        assert registered.exit_code == 0, registered.output
+        addresses[name] = json.loads(registered.stdout)["address"]
+    return addresses

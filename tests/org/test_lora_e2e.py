@@ -26,7 +26,7 @@ from matchmaker.audit import MATCH, verify_rounds
 from matchmaker.policies import PolicyParams
 from matchmaker.runner import cid_text
 from matchmaker.service import Matchmaker
-from tests.org.conftest import PASSWORD
+from tests.org.conftest import PASSWORD, init_and_register_through_cli
 
 ROUND_BLOCKS = 60  # the test mines no blocks while organizations work, so this is never reached
 
@@ -47,25 +47,9 @@ def test_three_lora_organizations_trade_real_bundles_for_two_rounds(
     assert zoo.exit_code == 0, zoo.output
     assert {model["family"] for model in json.loads(zoo.stdout)["models"]} == {"llama", "gpt2", "neox"}
 
-    manifest = tmp_path / "deployment.json"
-    dev_chain.deployment.save(manifest)
     homes = {f"org-{index:05d}": tmp_path / f"org-{index}" for index in range(3)}
-    addresses: dict[str, str] = {}
-    for index, (name, home) in enumerate(homes.items()):
-        common = ["--home", str(home), "--json"]
-        created = runner.invoke(
-            app,
-            [
-                *("org", "init", name, "--rpc", dev_chain.node.rpc_url, "--manifest", str(manifest)),
-                *("--store", ipfs_node.api_url, "--learner", "lora", "--scale", "tiny"),
-                *("--dev-account", str(2 + index), *common),
-            ],
-            env=env,
-        )
-        assert created.exit_code == 0, created.output
-        registered = runner.invoke(app, ["org", "register", "--stake", "2", *common], env=env)
-        assert registered.exit_code == 0, registered.output
-        addresses[name] = json.loads(registered.stdout)["address"]
+    lora = ("--learner", "lora", "--scale", "tiny")
+    addresses = init_and_register_through_cli(runner, dev_chain, ipfs_node.api_url, homes, *lora)
     names = {address: name for name, address in addresses.items()}
     transfer = _transfer_items()
     evaluator = Evaluator(workers=1)

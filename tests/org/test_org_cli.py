@@ -22,7 +22,7 @@ from matchmaker.audit import MATCH, verify_rounds
 from matchmaker.policies import PolicyParams
 from matchmaker.runner import cid_binary, cid_text
 from matchmaker.service import Matchmaker
-from tests.org.conftest import PASSWORD, CliMarket
+from tests.org.conftest import PASSWORD, CliMarket, init_and_register_through_cli
 
 
 def _register_all(market: CliMarket) -> dict[str, str]:
@@ -230,24 +230,10 @@ def test_two_rounds_with_an_ipfs_node_as_the_store(
     dev_chain: DevChain, ipfs_node: IpfsNode, tmp_path: Path
 ) -> None:
     """The same organizations, with every document and bundle travelling through a real IPFS node."""
-    manifest = tmp_path / "deployment.json"
-    dev_chain.deployment.save(manifest)
     runner = CliRunner()
     env = {"KNEXA_PASSWORD": PASSWORD}
     homes = {f"org-{index:05d}": tmp_path / f"org-{index}" for index in range(3)}
-    for index, (name, home) in enumerate(homes.items()):
-        common = ["--home", str(home), "--json"]
-        created = runner.invoke(
-            app,
-            [
-                *("org", "init", name, "--rpc", dev_chain.node.rpc_url, "--manifest", str(manifest)),
-                *("--store", ipfs_node.api_url, "--dev-account", str(2 + index), *common),
-            ],
-            env=env,
-        )
-        assert created.exit_code == 0, created.output
-        registered = runner.invoke(app, ["org", "register", *common], env=env)
-        assert registered.exit_code == 0, registered.output
+    init_and_register_through_cli(runner, dev_chain, ipfs_node.api_url, homes)
     with IpfsStore(ipfs_node.api_url, timeout_s=10.0) as store:
         matchmaker = Matchmaker(
             dev_chain.matchmaker(),
