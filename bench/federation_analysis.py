@@ -7,6 +7,9 @@ suspects the benchmark issue names, per peer-to-peer method:
   how many are exactly zero, and the step of one validation problem;
 * **context features**: whether the reward is predictable from what the matchmaker could know,
   e.g. the size of the bundle the teacher sent (its public-test pass count) vs the gain it caused;
+* **learnability**: how much of the rewards' variance the teacher (or the directed pair) explains
+  at all (eta squared, within each seed): under `random` pairing this is what any matchmaker
+  could hope to exploit, an upper bound on what is learnable from who teaches whom;
 * **exploration**: how settled each method's choices were in the last rounds (distinct teachers
   per student) and the mean bundle size students received over time.
 
@@ -34,6 +37,27 @@ def pearson(xs: list[float], ys: list[float]) -> float:
     return statistics.correlation(xs, ys)
 
 
+def chance_share(groups: dict[Any, list[float]]) -> float:
+    """What eta squared is on average when the groups do not matter at all: (k - 1) / (n - 1)."""
+    n = sum(len(g) for g in groups.values())
+    return (len(groups) - 1) / (n - 1) if n > 1 else math.nan
+
+
+def variance_share(groups: dict[Any, list[float]]) -> float:
+    """eta squared: the share of the rewards' variance explained by the grouping (NaN if constant).
+
+    Compare it with `chance_share`: with few rewards per group it is large even for pure noise."""
+    values = [v for g in groups.values() for v in g]
+    if len(values) < 3:
+        return math.nan
+    mean = statistics.fmean(values)
+    total = sum((v - mean) ** 2 for v in values)
+    if total == 0:
+        return math.nan
+    between = sum(len(g) * (statistics.fmean(g) - mean) ** 2 for g in groups.values() if g)
+    return between / total
+
+
 def analyse_method(per_seed: list[dict[str, Any]], method: str, val_size: int, last: int) -> dict[str, Any]:
     gains: list[float] = []
     sizes: list[float] = []
@@ -41,8 +65,27 @@ def analyse_method(per_seed: list[dict[str, Any]], method: str, val_size: int, l
     early_sizes: list[float] = []
     late_sizes: list[float] = []
     distinct: list[float] = []
+    by_teacher: list[float] = []
+    by_pair: list[float] = []
+    chance_teacher: list[float] = []
+    chance_pair: list[float] = []
     for seed_result in per_seed:
         records = seed_result["methods"][method]
+        teacher_gains: dict[str, list[float]] = defaultdict(list)
+        pair_gains: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for record in records:
+            for teacher, student in record["pairs"]:
+                if student in record["gains"]:
+                    teacher_gains[teacher].append(record["gains"][student])
+                    pair_gains[(teacher, student)].append(record["gains"][student])
+        share = variance_share(teacher_gains)
+        if not math.isnan(share):
+            by_teacher.append(share)
+            chance_teacher.append(chance_share(teacher_gains))
+        share = variance_share(pair_gains)
+        if not math.isnan(share):
+            by_pair.append(share)
+            chance_pair.append(chance_share(pair_gains))
         half = len(records) // 2
         teachers_of: dict[str, set[str]] = defaultdict(set)
         for index, record in enumerate(records):
@@ -69,6 +112,10 @@ def analyse_method(per_seed: list[dict[str, Any]], method: str, val_size: int, l
         "bundle_size_second_half": statistics.fmean(late_sizes) if late_sizes else math.nan,
         "empty_bundle_fraction": sum(s == 0 for s in sizes) / len(sizes) if sizes else math.nan,
         f"distinct_teachers_per_student_last_{last}": statistics.fmean(distinct) if distinct else math.nan,
+        "reward_variance_explained_by_teacher": statistics.fmean(by_teacher) if by_teacher else math.nan,
+        "by_teacher_chance_level": statistics.fmean(chance_teacher) if chance_teacher else math.nan,
+        "reward_variance_explained_by_pair": statistics.fmean(by_pair) if by_pair else math.nan,
+        "by_pair_chance_level": statistics.fmean(chance_pair) if chance_pair else math.nan,
     }
 
 
