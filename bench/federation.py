@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--orgs", type=int, default=None)
     ap.add_argument("--methods", default=",".join(METHOD_NAMES), help="comma-separated methods to run")
+    ap.add_argument("--val", type=int, default=None, help="validation problems per organization (default 16)")
     ap.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--plot-only", action="store_true", help="redraw the plots from an existing JSON")
@@ -314,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, rounds=args.rounds)
     if args.orgs is not None:
         cfg = replace(cfg, n_orgs=args.orgs)
+    if args.val is not None:
+        cfg = replace(cfg, val_per_org=args.val)
     names = [n for n in args.methods.split(",") if n]
     make_methods(names)  # refuse unknown names before any work
     t0 = time.time()

@@ -11,6 +11,7 @@ from typer.testing import CliRunner, Result
 
 from chain.devchain import DevChain
 from exchange.local import LocalStore
+from exchange.store import ContentStore
 from knexa.cli import app
 from matchmaker.policies import PolicyParams
 from matchmaker.service import Matchmaker
@@ -37,14 +38,19 @@ class CliMarket:
         return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
     def matchmaker(self) -> Matchmaker:
-        return Matchmaker(
-            self.chain.matchmaker(),
-            self.store,
-            PolicyParams(),
-            seed=5,
-            from_block=self.chain.deployment.deploy_block,
-            round_blocks=30,
-        )
+        return matchmaker_for(self.chain, self.store, seed=5)
+
+
+def matchmaker_for(chain: DevChain, store: ContentStore, *, seed: int, round_blocks: int = 30) -> Matchmaker:
+    """The LinUCB matchmaker driving `chain` with the dev matchmaker account, from the deploy block."""
+    return Matchmaker(
+        chain.matchmaker(),
+        store,
+        PolicyParams(),
+        seed=seed,
+        from_block=chain.deployment.deploy_block,
+        round_blocks=round_blocks,
+    )
 
 
 @pytest.fixture

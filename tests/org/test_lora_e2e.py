@@ -23,10 +23,8 @@ from exchange.node import IpfsNode
 from exchange.sealing import open_knowledge
 from knexa.cli import app
 from matchmaker.audit import MATCH, verify_rounds
-from matchmaker.policies import PolicyParams
 from matchmaker.runner import cid_text
-from matchmaker.service import Matchmaker
-from tests.org.conftest import PASSWORD, init_and_register_through_cli
+from tests.org.conftest import PASSWORD, init_and_register_through_cli, matchmaker_for
 
 ROUND_BLOCKS = 60  # the test mines no blocks while organizations work, so this is never reached
 
@@ -55,14 +53,7 @@ def test_three_lora_organizations_trade_real_bundles_for_two_rounds(
     evaluator = Evaluator(workers=1)
 
     with IpfsStore(ipfs_node.api_url, timeout_s=30.0) as store:
-        matchmaker = Matchmaker(
-            dev_chain.matchmaker(),
-            store,
-            PolicyParams(),
-            seed=3,
-            from_block=dev_chain.deployment.deploy_block,
-            round_blocks=ROUND_BLOCKS,
-        )
+        matchmaker = matchmaker_for(dev_chain, store, seed=3, round_blocks=ROUND_BLOCKS)
         reader = dev_chain.client()
         published = 0
         for round_id in (1, 2):

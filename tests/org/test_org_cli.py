@@ -19,10 +19,8 @@ from exchange.node import IpfsNode
 from exchange.sealing import publish_sealed
 from knexa.cli import app
 from matchmaker.audit import MATCH, verify_rounds
-from matchmaker.policies import PolicyParams
 from matchmaker.runner import cid_binary, cid_text
-from matchmaker.service import Matchmaker
-from tests.org.conftest import PASSWORD, CliMarket, init_and_register_through_cli
+from tests.org.conftest import PASSWORD, CliMarket, init_and_register_through_cli, matchmaker_for
 
 
 def _register_all(market: CliMarket) -> dict[str, str]:
@@ -235,14 +233,7 @@ def test_two_rounds_with_an_ipfs_node_as_the_store(
     homes = {f"org-{index:05d}": tmp_path / f"org-{index}" for index in range(3)}
     init_and_register_through_cli(runner, dev_chain, ipfs_node.api_url, homes)
     with IpfsStore(ipfs_node.api_url, timeout_s=10.0) as store:
-        matchmaker = Matchmaker(
-            dev_chain.matchmaker(),
-            store,
-            PolicyParams(),
-            seed=2,
-            from_block=dev_chain.deployment.deploy_block,
-            round_blocks=30,
-        )
+        matchmaker = matchmaker_for(dev_chain, store, seed=2)
         reader = dev_chain.client()
         for round_id in (1, 2):
             assert matchmaker.step().action == "opened"
