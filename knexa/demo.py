@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from knexa.market_demo import RoundOutcome, run_market_demo
+
+if TYPE_CHECKING:
+    from knexa.process_demo import ProcessDemoReport
 
 
 def run_demo(organizations: int = 6, rounds: int = 6, seed: int = 0, json_output: bool = False) -> None:
@@ -104,6 +108,11 @@ def run_process_demo_cli(
     if json_output:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
         return
+    print_process_report(report, console)
+
+
+def print_process_report(report: ProcessDemoReport, console: Console) -> None:
+    """Per round: pairs, bundle CIDs, gains, rewards, slashes, reputation; then balances and verdicts."""
     for entry in report.rounds:
         table = Table(
             "teacher", "student", "bundle CID", "gain", "reward (ETH)", title=f"round {entry['round']}"
@@ -120,6 +129,9 @@ def run_process_demo_cli(
         console.print(table)
         for slash in entry["slashes"]:
             console.print(f"  slashed: {slash['offender']} lost {slash['eth']:.4f} ETH")
+        if entry["reputation"]:
+            moved = ", ".join(f"{r['organization']} {r['after']:.3f}" for r in entry["reputation"])
+            console.print(f"  reputation after the round: {moved}")
     orgs = Table(
         "organization", "stake (ETH)", "withdrawable (ETH)", "reputation", "credits", title="after the rounds"
     )
