@@ -129,8 +129,9 @@ def print_process_report(report: ProcessDemoReport, console: Console) -> None:
         console.print(table)
         for slash in entry["slashes"]:
             console.print(f"  slashed: {slash['offender']} lost {slash['eth']:.4f} ETH")
-        if entry["reputation"]:
-            moved = ", ".join(f"{r['organization']} {r['after']:.3f}" for r in entry["reputation"])
+        latest = {r["organization"]: r["after"] for r in entry["reputation"]}  # last update wins
+        if latest:
+            moved = ", ".join(f"{name} {after:.3f}" for name, after in sorted(latest.items()))
             console.print(f"  reputation after the round: {moved}")
     orgs = Table(
         "organization", "stake (ETH)", "withdrawable (ETH)", "reputation", "credits", title="after the rounds"
