@@ -120,7 +120,8 @@ def init(
     learner: str = LEARNER_OPTION,
     seed: int = typer.Option(0, help="seed of the learner (the lora learner's data federation seed)"),
     scale: str = typer.Option(
-        "tiny", help="lora learner: tiny (seconds per round) or small (the benchmark's)"
+        "tiny",
+        help="lora learner: tiny (the benchmark's and the demo's, seconds per round) or small (the -s zoo)",
     ),
     data_index: int | None = typer.Option(
         None, "--index", help="lora learner: this organization's data share"
