@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,19 +91,8 @@ def test_mean_ci_and_summary() -> None:
     assert summary["final_own_mix"]["random"]["mean"] == pytest.approx(0.4)
 
 
-@pytest.fixture
-def cache(tmp_path: Path) -> Iterator[Path]:
-    old = os.environ.get("KNEXA_CACHE")
-    os.environ["KNEXA_CACHE"] = str(tmp_path / "cache")
-    yield tmp_path
-    if old is None:
-        os.environ.pop("KNEXA_CACHE", None)
-    else:
-        os.environ["KNEXA_CACHE"] = old
-
-
 @pytest.mark.slow
-def test_tiny_federation_bench_writes_results(cache: Path) -> None:
+def test_tiny_federation_bench_writes_results(zoo_cache: Path, tmp_path: Path) -> None:
     import importlib.util
 
     path = Path(__file__).resolve().parents[2] / "bench" / "federation.py"
@@ -114,7 +101,7 @@ def test_tiny_federation_bench_writes_results(cache: Path) -> None:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = cache / "results"
+    out = tmp_path / "results"
     assert module.main(["--tiny", "--rounds", "1", "--out", str(out)]) == 0
     result = json.loads((out / "federation.json").read_text())
     assert result["methods"] == ["local-only", "random", "heuristic", "central-kd", "knexa"]
@@ -141,7 +128,7 @@ def test_tiny_federation_bench_writes_results(cache: Path) -> None:
 
 
 @pytest.mark.slow
-def test_matchmaker_policies_pair_agents_and_learn_from_their_gains(cache: Path) -> None:
+def test_matchmaker_policies_pair_agents_and_learn_from_their_gains(zoo_cache: Path) -> None:
     """The `knexa` (LinUCB) and `heuristic` methods on a tiny federation: valid matchings each round,
     the bandit's state moves with the reported gains, and two runs with one seed decide the same."""
     from agent.data.splits import build_suite
