@@ -47,8 +47,7 @@ Adjacency = Literal["add_remove", "replace"]
 
 #: The default, fixed and ordered list of problem categories (code-generation tasks).
 DEFAULT_CATEGORIES: tuple[str, ...] = (
-    # The problem categories of the agents' code suite (agent.data.templates.CATEGORIES; a test keeps
-    # the two equal without making the matchmaker import the agent side).
+    # Also the categories of the agents' code suite: agent.data.templates.CATEGORIES is this tuple.
     "strings",
     "arithmetic",
     "lists",

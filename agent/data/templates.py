@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from matchmaker.profiles import DEFAULT_CATEGORIES
+
 
 class Role(StrEnum):
     PUBLIC = "public"
@@ -28,16 +30,8 @@ class Role(StrEnum):
     HELD_OUT = "held_out"
 
 
-CATEGORIES: tuple[str, ...] = (
-    "strings",
-    "arithmetic",
-    "lists",
-    "dicts",
-    "conditionals",
-    "loops",
-    "recursion",
-    "sorting",
-)
+# The categories are the market's (profiles, the matchmaker's contexts): one ordered list for both.
+CATEGORIES: tuple[str, ...] = DEFAULT_CATEGORIES
 
 # Argument kinds -> the pool of parameter names a problem may use for them.
 ARG_NAMES: dict[str, tuple[str, ...]] = {
