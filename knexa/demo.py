@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import Progress
@@ -60,18 +60,7 @@ def run_demo(organizations: int = 6, rounds: int = 6, seed: int = 0, json_output
                 pair.bundle_cid[:16] + "…",
             )
         console.print(table)
-    orgs = Table(
-        "organization", "stake (ETH)", "earned (ETH)", "reputation", "credits", title="after the rounds"
-    )
-    for org in report.organizations:
-        orgs.add_row(
-            org["name"],
-            f"{org['stake_eth']:.4f}",
-            f"{org['earned_eth']:.4f}",
-            f"{org['reputation']:.3f}",
-            f"{org['credits']:.4f}",
-        )
-    console.print(orgs)
+    console.print(balances_table(report.organizations, "earned"))
     verdicts = Table("round", "replay verdict", "detail", title="independent replay from chain + store")
     for verdict in report.verdicts:
         verdicts.add_row(str(verdict.round_id), verdict.verdict, verdict.detail)
@@ -80,6 +69,22 @@ def run_demo(organizations: int = 6, rounds: int = 6, seed: int = 0, json_output
         f"The matchmaker's pairings realised {100 * report.share_of_oracle():.1f}% of the best possible "
         "true gain (oracle matching) over these rounds. Anvil stopped; nothing left running."
     )
+
+
+def balances_table(organizations: list[dict[str, Any]], money: str) -> Table:
+    """Each organization's stake, `money` (``org[money + "_eth"]``), reputation and credits."""
+    table = Table(
+        "organization", "stake (ETH)", f"{money} (ETH)", "reputation", "credits", title="after the rounds"
+    )
+    for org in organizations:
+        table.add_row(
+            org["name"],
+            f"{org['stake_eth']:.4f}",
+            f"{org[money + '_eth']:.4f}",
+            f"{org['reputation']:.3f}",
+            f"{org['credits']:.4f}",
+        )
+    return table
 
 
 def run_process_demo_cli(
@@ -133,18 +138,7 @@ def print_process_report(report: ProcessDemoReport, console: Console) -> None:
         if latest:
             moved = ", ".join(f"{name} {after:.3f}" for name, after in sorted(latest.items()))
             console.print(f"  reputation after the round: {moved}")
-    orgs = Table(
-        "organization", "stake (ETH)", "withdrawable (ETH)", "reputation", "credits", title="after the rounds"
-    )
-    for org in report.organizations:
-        orgs.add_row(
-            org["name"],
-            f"{org['stake_eth']:.4f}",
-            f"{org['withdrawable_eth']:.4f}",
-            f"{org['reputation']:.3f}",
-            f"{org['credits']:.4f}",
-        )
-    console.print(orgs)
+    console.print(balances_table(report.organizations, "withdrawable"))
     for verdict in report.verdicts:
         console.print(f"replay of round {verdict['round']}: {verdict['verdict']} ({verdict['detail']})")
     console.print(
