@@ -78,8 +78,8 @@ def build_zoo(
     """Train the shared tokenizer and pretrain (or load from cache) every base model of the zoo."""
     import torch
 
-    from agent.experiment import build_world, config_for_scale
     from agent.models.zoo import n_params
+    from sim.experiment import build_world, config_for_scale
 
     torch.set_num_threads(threads)
     try:
@@ -156,7 +156,7 @@ def evaluate(
         passed = [r.passed for r in results]
     else:
         from agent.evaluate import pass_at_1
-        from agent.experiment import build_world, config_for_scale
+        from sim.experiment import build_world, config_for_scale
 
         scales = {spec: scale for scale in ("tiny", "small") for spec in config_for_scale(scale).families}
         if model not in scales:

@@ -39,13 +39,14 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exchange.bundles import KnowledgeBundle, TokenizerId, TopK, encode_container
 from exchange.cid import cid_of
 from exchange.ecies import public_key_of
 from exchange.ipfs import IpfsStore
 from exchange.local import LocalStore
 from exchange.node import IpfsNode
-from exchange.sealing import open_envelope, seal, seal_bundle
+from exchange.sealing import open_envelope, seal
+from market.bundles import KnowledgeBundle, TokenizerId, TopK, encode_container
+from market.sealing import seal_bundle
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MB = 1_000_000

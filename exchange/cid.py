@@ -90,6 +90,21 @@ def _layouts(cid: CID) -> list[Callable[[], _RawBlockHash | _DagHash]]:
     return [lambda: _DagHash(1, True), lambda: _DagHash(1, False)]
 
 
+def cid_text(binary: bytes) -> str:
+    """The canonical text form of a CID given in its binary form (as chain events carry it)."""
+    try:
+        return normalize_cid(CID.decode(bytes(binary)))
+    except InvalidCidError:
+        raise
+    except Exception as error:  # multiformats raises several types for malformed bytes
+        raise InvalidCidError(f"not a binary CID: {bytes(binary)[:16].hex()}...: {error}") from None
+
+
+def cid_binary(text: str | CID) -> bytes:
+    """The binary form of a CID, as the contract takes it."""
+    return bytes(parse_cid(text))
+
+
 def verify_stream(chunks: Callable[[], Iterable[bytes]], expected: str | CID) -> str:
     """Check the bytes `chunks()` yields against `expected`; return the normalized CID.
 

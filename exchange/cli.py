@@ -24,10 +24,10 @@ from exchange.cid import CidVersion, cid_of_file, normalize_cid, verify_content
 from exchange.ecies import public_key_of
 from exchange.errors import CidMismatchError, ExchangeError
 from exchange.ipfs import IpfsStore
-from exchange.local import LocalStore
 from exchange.node import IpfsNode
 from exchange.sealing import MAGIC, read_header
 from exchange.store import DEFAULT_MAX_BYTES
+from exchange.stores import open_store
 
 app = typer.Typer(
     name="exchange",
@@ -79,13 +79,6 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _version(value: int) -> CidVersion:
     return 0 if value == 0 else 1
-
-
-def open_store(spec: str, cid_version: CidVersion = 1, timeout_s: float = 10.0) -> LocalStore | IpfsStore:
-    """The store a `--store` value names."""
-    if spec.startswith(("http://", "https://")):
-        return IpfsStore(spec, cid_version=cid_version, timeout_s=timeout_s)
-    return LocalStore(Path(spec), cid_version=cid_version)
 
 
 @app.command()

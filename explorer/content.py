@@ -19,7 +19,6 @@ from typing import Any, Protocol
 from multiformats import CID
 
 from exchange.cid import normalize_cid
-from exchange.documents import DecisionRecord, ProfileDoc
 from exchange.errors import (
     CidMismatchError,
     ExchangeError,
@@ -30,6 +29,7 @@ from exchange.errors import (
 )
 from exchange.store import ContentStore
 from explorer.models import Document
+from market.documents import DecisionRecord, ProfileDoc
 
 MAX_DOCUMENT_BYTES = 1 << 20  # profiles and decision records are small; refuse anything bigger
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from agent.cli import app as agent_app
-from agent.org.cli import app as org_app
 from chain.cli import app as chain_app
 from exchange.cli import app as exchange_app
 from explorer.cli import app as explorer_app
@@ -16,6 +15,7 @@ from knexa.demo import run_demo, run_process_demo_cli
 from matchmaker.cli import app as matchmaker_app
 from matchmaker.commands import audit_app
 from matchmaker.commands import register as register_matchmaker_commands
+from org.cli import app as org_app
 
 app = typer.Typer(
     name="knexa",

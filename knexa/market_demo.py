@@ -8,7 +8,7 @@ checked) and reporting gains, finalization with fees, credits, reputation and sl
 end an independent replay of every round from chain + store.
 
 The organizations' hidden skills and the gain a bundle brings come from the synthetic federation
-of `matchmaker.simulation` (a non-linear ground truth plus noise), so the demo can also report how
+of `sim.synthetic` (a non-linear ground truth plus noise), so the demo can also report how
 close the matchmaker's pairings came to the best possible ones (the oracle). Real LoRA agents
 replace the scripted gains in the agent runtime.
 """
@@ -26,21 +26,21 @@ from typing import Any
 import numpy as np
 from coincurve import PrivateKey
 
-from agent.org.learners import synthetic_profile
 from chain.client import MarketClient
 from chain.devchain import FIRST_ORGANIZATION_INDEX, DevChain
 from chain.units import ether, from_wad, to_wad
-from exchange.bundles import KnowledgeBundle, TokenizerId
-from exchange.documents import DecisionRecord
+from exchange.cid import cid_binary, cid_text
 from exchange.local import LocalStore
-from exchange.sealing import open_knowledge, publish_sealed
 from exchange.store import ContentStore
+from market.bundles import KnowledgeBundle, TokenizerId
+from market.documents import DecisionRecord
+from market.sealing import open_knowledge, publish_sealed
 from matchmaker.audit import RoundVerdict, verify_rounds
 from matchmaker.matching import match
 from matchmaker.policies import PolicyParams
-from matchmaker.runner import cid_binary, cid_text
 from matchmaker.service import Matchmaker
-from matchmaker.simulation import Federation, SimConfig
+from org.learners import synthetic_profile
+from sim.synthetic import Federation, SimConfig
 
 MAX_ORGANIZATIONS = 10 - FIRST_ORGANIZATION_INDEX  # Anvil's funded dev accounts left for organizations
 DEMO_TOKENIZER = TokenizerId(

@@ -27,7 +27,7 @@ from chain.client import connect
 from chain.deploy import Deployment, verify_deployment
 from chain.events import EventReader
 from chain.units import from_wad
-from matchmaker.runner import cid_text
+from exchange.cid import cid_text
 
 DEMO_PASSWORD = "knexa-demo-password"  # throw-away keystores of a throw-away chain
 

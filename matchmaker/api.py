@@ -14,8 +14,8 @@ from pydantic import BaseModel
 
 from chain.errors import ChainError
 from chain.units import from_wad
-from matchmaker.ledger import RoundRecord
-from matchmaker.runner import cid_text
+from exchange.cid import cid_text
+from market.ledger import RoundRecord
 from matchmaker.service import Matchmaker
 
 

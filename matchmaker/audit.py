@@ -21,12 +21,13 @@ from typing import Any
 
 from chain.client import MarketClient
 from chain.events import ChainEvent, EventReader
-from exchange.documents import DecisionRecord, ProfileDoc
+from exchange.cid import cid_text
 from exchange.errors import ExchangeError
 from exchange.store import ContentStore
-from matchmaker.ledger import Ledger, RoundRecord
+from market.documents import DecisionRecord, ProfileDoc
+from market.ledger import Ledger, RoundRecord
 from matchmaker.policies import Decision, PolicyParams
-from matchmaker.runner import PolicyRunner, RoundInputs, cid_text, gather_inputs, policy_commitment
+from matchmaker.runner import PolicyRunner, RoundInputs, gather_inputs, policy_commitment
 
 MATCH = "match"
 MISMATCH = "mismatch"

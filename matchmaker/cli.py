@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from matchmaker.policies import POLICY_NAMES, PolicyParams
-from matchmaker.simulation import SimConfig, SimResult, run_simulation
+from sim.synthetic import SimConfig, SimResult, run_simulation
 
 app = typer.Typer(
     name="matchmaker",

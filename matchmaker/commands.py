@@ -17,8 +17,8 @@ from chain.accounts import account_from_env, dev_account
 from chain.client import MarketClient, connect
 from chain.deploy import Deployment, verify_deployment
 from chain.errors import ChainError
-from exchange.cli import open_store
 from exchange.errors import ExchangeError
+from exchange.stores import open_store
 from matchmaker.audit import MATCH, MISMATCH, summarize, verify_rounds
 from matchmaker.policies import POLICY_NAMES, PolicyParams
 from matchmaker.service import DEFAULT_ROUND_BLOCKS, Matchmaker, MatchmakerHalted, StepResult

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from market.categories import DEFAULT_CATEGORIES, check_categories
 from matchmaker.canonical import canonical_json, sha256_hex
 from matchmaker.context import (
     CONTEXT_VERSION,
@@ -37,9 +38,9 @@ from matchmaker.context import (
     context_dim,
     iter_arm_blocks,
 )
+from matchmaker.features import OrgFeatures
 from matchmaker.linucb import BetaSchedule, LinUCB, LinUCBConfig
 from matchmaker.matching import match
-from matchmaker.profiles import DEFAULT_CATEGORIES, OrgFeatures, check_categories
 
 PolicyName = Literal["linucb", "random", "heuristic", "oracle"]
 POLICY_NAMES: tuple[str, ...] = ("linucb", "random", "heuristic", "oracle")

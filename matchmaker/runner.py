@@ -20,35 +20,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from multiformats import CID
 
 from chain.units import from_wad
-from exchange.cid import normalize_cid, parse_cid
-from exchange.documents import Candidate, DecisionRecord, Pair, Policy, ProfileDoc, RewardInput
+from exchange.cid import cid_text
+from market.documents import Candidate, DecisionRecord, Pair, Policy, ProfileDoc, RewardInput
+from market.ledger import Ledger, RoundRecord
 from matchmaker.canonical import canonical_json, sha256_hex
 from matchmaker.context import arm_index, build_contexts
-from matchmaker.ledger import Ledger, RoundRecord
+from matchmaker.errors import InputError
+from matchmaker.features import OrgFeatures
 from matchmaker.policies import Decision, PolicyParams, make_policy, rng_for_round
-from matchmaker.profiles import OrgFeatures
 
 #: Decision records list every scored arm while there are at most this many (N <= 64); beyond,
 #: only the chosen arms are recorded (the replay still recomputes and compares all of them).
 MAX_RECORDED_ARMS = 64 * 63
 COMMITMENT_SCHEMA = "knexa.policy-commitment.v1"
-
-
-def cid_text(binary: bytes) -> str:
-    """The canonical text form of a binary CID as stored in chain events."""
-    return normalize_cid(CID.decode(binary))
-
-
-def cid_binary(text: str) -> bytes:
-    """The binary form of a CID, as the contract takes it."""
-    return bytes(parse_cid(text))
-
-
-class InputError(ValueError):
-    """A profile document cannot be turned into features for this policy."""
 
 
 def policy_commitment(params: PolicyParams, seed: int) -> str:

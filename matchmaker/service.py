@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chain.client import MarketClient
-from exchange.documents import DecisionRecord
+from exchange.cid import cid_binary
 from exchange.store import ContentStore
+from market.documents import DecisionRecord
+from market.ledger import Ledger, LedgerFollower
 from matchmaker.audit import MATCH, MISMATCH, HistoryUnavailable, ProfileCache, Replayer, RoundVerdict
-from matchmaker.ledger import Ledger, LedgerFollower
 from matchmaker.policies import Decision, PolicyParams
-from matchmaker.runner import PolicyRunner, cid_binary, gather_inputs
+from matchmaker.runner import PolicyRunner, gather_inputs
 
 DEFAULT_ROUND_BLOCKS = 20
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from matchmaker.profiles import DEFAULT_CATEGORIES
+from market.categories import DEFAULT_CATEGORIES
 
 
 class Role(StrEnum):

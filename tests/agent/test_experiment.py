@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.experiment import (
+from sim.experiment import (
     RoundRecord,
     check_pairs,
     mean_ci,
@@ -132,9 +132,9 @@ def test_matchmaker_policies_pair_agents_and_learn_from_their_gains(zoo_cache: P
     """The `knexa` (LinUCB) and `heuristic` methods on a tiny federation: valid matchings each round,
     the bandit's state moves with the reported gains, and two runs with one seed decide the same."""
     from agent.data.splits import build_suite
-    from agent.experiment import build_world, make_agents, run_method, tiny_config
-    from agent.matchmaking import PolicyPairing
     from agent.sandbox import Evaluator
+    from sim.experiment import build_world, make_agents, run_method, tiny_config
+    from sim.matchmaking import PolicyPairing
 
     cfg = tiny_config(rounds=2)
     codec, bases = build_world(cfg)

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from safetensors.numpy import save as st_save
 
-from exchange.bundles import AdapterBundle, KnowledgeBundle, Limits, TokenizerId, TopK
 from exchange.canonical import Json, dumps_canonical
 from exchange.errors import (
     FormatError,
@@ -22,6 +21,7 @@ from exchange.errors import (
     UnknownFormatError,
     UnsafePayloadError,
 )
+from market.bundles import AdapterBundle, KnowledgeBundle, Limits, TokenizerId, TopK
 from tests.exchange.samples import (
     PEFT,
     TEACHER,

@@ -15,7 +15,7 @@ from exchange.cli import app
 from exchange.ecies import public_key_of
 from exchange.local import LocalStore
 from exchange.node import IpfsNode
-from exchange.sealing import seal_bundle
+from market.sealing import seal_bundle
 from tests.exchange.samples import STUDENT_KEY, TEACHER, TEACHER_KEY, knowledge
 
 runner = CliRunner()

@@ -12,7 +12,6 @@ from eth_account import Account
 
 from exchange.canonical import dumps_canonical, loads_canonical
 from exchange.cid import cid_of
-from exchange.documents import Candidate, DecisionRecord, Pair, PeftSummary, Policy, ProfileDoc, RewardInput
 from exchange.errors import (
     NonCanonicalError,
     NonFiniteError,
@@ -22,6 +21,7 @@ from exchange.errors import (
 )
 from exchange.ipfs import IpfsStore
 from exchange.local import LocalStore
+from market.documents import Candidate, DecisionRecord, Pair, PeftSummary, Policy, ProfileDoc, RewardInput
 
 ORGS = [Account.from_key(bytes([i + 1]) * 32).address for i in range(4)]
 

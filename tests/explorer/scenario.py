@@ -18,8 +18,8 @@ from multiformats import CID
 
 from chain.devchain import DevChain
 from chain.units import ether, to_wad
-from exchange.documents import PeftSummary, ProfileDoc
 from exchange.local import LocalStore
+from market.documents import PeftSummary, ProfileDoc
 from matchmaker.policies import PolicyParams
 from matchmaker.service import Matchmaker, RoundPlan
 

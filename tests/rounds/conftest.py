@@ -11,10 +11,10 @@ import pytest
 from chain.client import MarketClient
 from chain.devchain import DevChain
 from chain.units import ether, to_wad
-from exchange.documents import PeftSummary, ProfileDoc
+from exchange.cid import cid_binary
 from exchange.local import LocalStore
+from market.documents import PeftSummary, ProfileDoc
 from matchmaker.policies import PolicyParams
-from matchmaker.runner import cid_binary
 from matchmaker.service import Matchmaker, RoundPlan
 from tests.chain.helpers import account_of, public_key
 

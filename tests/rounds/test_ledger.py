@@ -7,7 +7,7 @@ import pytest
 from chain.client import OrganizationStatus
 from chain.devchain import DevChain
 from chain.units import ether, to_wad
-from matchmaker.ledger import Ledger, LedgerError, OrgStatus
+from market.ledger import Ledger, LedgerError, OrgStatus
 from tests.chain.helpers import account_of, cid_of, open_ring, public_key, register_three
 
 _STATUS = {

@@ -2,9 +2,9 @@
 
 The runtime handles the chain, the store and sealing; a `Learner` only answers three questions:
 what is my sanitised profile, what do I teach this student, and what did I gain from this bundle.
-`SyntheticLearner` answers them from the synthetic federation of `matchmaker.simulation` (hidden
+`SyntheticLearner` answers them from the synthetic federation of `sim.synthetic` (hidden
 skills and a non-linear ground-truth gain), which exercises every mechanism of the market in
-seconds; `agent.org.lora.LoraLearner` answers them with real LoRA training and sandboxed Pass@1.
+seconds; `org.lora.LoraLearner` answers them with real LoRA training and sandboxed Pass@1.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Protocol
 
 import numpy as np
 
-from exchange.bundles import KnowledgeBundle, TokenizerId
-from exchange.documents import PeftSummary, ProfileDoc
+from market.bundles import KnowledgeBundle, TokenizerId
+from market.documents import PeftSummary, ProfileDoc
 from matchmaker.policies import PolicyParams
-from matchmaker.simulation import Federation, SimConfig
+from sim.synthetic import Federation, SimConfig
 
 SYNTHETIC_TOKENIZER = TokenizerId("knexa-synthetic", 512, hashlib.sha256(b"knexa-synthetic").hexdigest())
 

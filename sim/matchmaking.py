@@ -17,10 +17,11 @@ import numpy as np
 
 from agent.agent import Agent
 from agent.data.templates import CATEGORIES
-from agent.experiment import Pair, RoundRecord
 from agent.models.zoo import n_params
+from market.privacy import PrivacyAccountant, release_histogram, size_bucket_of
+from matchmaker.features import OrgFeatures
 from matchmaker.policies import Decision, Policy, PolicyName, PolicyParams, make_policy, rng_for_round
-from matchmaker.profiles import OrgFeatures, PrivacyAccountant, release_histogram, size_bucket_of
+from sim.experiment import Pair, RoundRecord
 
 REPUTATION_WEIGHT = 0.2
 

@@ -23,15 +23,15 @@ from safetensors.numpy import load_file, save_file
 
 from agent.agent import Agent
 from agent.data.templates import CATEGORIES
-from agent.experiment import ExperimentConfig, build_federation_suite, build_world, config_for_scale
 from agent.models.zoo import LORA_TARGETS, n_params
-from agent.org.bridge import bundle_to_payload, payload_to_bundle
-from agent.org.learners import LearnResult
 from agent.sandbox import Evaluator
-from exchange.bundles import AdapterBundle, BaseModelId, KnowledgeBundle
 from exchange.canonical import Json
-from exchange.documents import PeftSummary, ProfileDoc
-from matchmaker.profiles import PrivacyAccountant, release_histogram, size_bucket_of
+from market.bundles import AdapterBundle, BaseModelId, KnowledgeBundle
+from market.documents import PeftSummary, ProfileDoc
+from market.privacy import PrivacyAccountant, release_histogram, size_bucket_of
+from org.bridge import bundle_to_payload, payload_to_bundle
+from org.learners import LearnResult
+from sim.experiment import ExperimentConfig, build_federation_suite, build_world, config_for_scale
 
 
 @dataclass

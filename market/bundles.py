@@ -51,6 +51,7 @@ from exchange.schema import (
     check_format,
     checksum_address,
 )
+from exchange.sealing import looks_like_pickle
 
 META_KEY = "knexa"
 Array = npt.NDArray[Any]
@@ -78,11 +79,6 @@ DEFAULT_LIMITS = Limits()
 
 
 # --- safetensors container ----------------------------------------------------------------------
-
-
-def looks_like_pickle(data: bytes) -> bool:
-    """True for a pickle (protocol 2+ starts with PROTO 0x80 n) or a zip archive (torch.save)."""
-    return (len(data) >= 2 and data[0] == 0x80 and 1 <= data[1] <= 5) or data[:4] == b"PK\x03\x04"
 
 
 def encode_container(meta: dict[str, Json], tensors: Mapping[str, Array]) -> bytes:

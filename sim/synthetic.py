@@ -37,16 +37,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from market.categories import DEFAULT_CATEGORIES, check_categories
+from market.privacy import Mechanism, PrivacyAccountant, release_histogram
+from matchmaker.features import OrgFeatures
 from matchmaker.matching import match
 from matchmaker.policies import Pair, Policy, PolicyParams, make_policy, rng_for_round
-from matchmaker.profiles import (
-    DEFAULT_CATEGORIES,
-    Mechanism,
-    OrgFeatures,
-    PrivacyAccountant,
-    check_categories,
-    release_histogram,
-)
 
 FloatArray = NDArray[np.float64]
 _ORG_STREAM, _CHURN_STREAM, _REPORT_STREAM = 7, 11, 13

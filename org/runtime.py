@@ -27,17 +27,17 @@ from pathlib import Path
 
 from coincurve import PrivateKey
 
-from agent.org.learners import Learner
-from agent.org.state import PendingReport, RuntimeState
 from chain.client import MarketClient
 from chain.errors import ContractReverted
 from chain.units import to_wad
+from exchange.cid import cid_binary, cid_text
 from exchange.errors import ExchangeError
 from exchange.local import LocalStore
-from exchange.sealing import open_knowledge, publish_sealed
 from exchange.store import ContentStore
-from matchmaker.ledger import Ledger, LedgerFollower, OrgStatus, PairRecord, RoundRecord
-from matchmaker.runner import cid_binary, cid_text
+from market.ledger import Ledger, LedgerFollower, OrgStatus, PairRecord, RoundRecord
+from market.sealing import open_knowledge, publish_sealed
+from org.learners import Learner
+from org.state import PendingReport, RuntimeState
 
 log = logging.getLogger("knexa.org")
 REJECTED_GAIN = -1.0

@@ -15,7 +15,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agent.org.identity import (
+from chain.accounts import dev_account
+from chain.client import MarketClient, OrganizationStatus, connect
+from chain.deploy import Deployment, verify_deployment
+from chain.errors import ChainError
+from chain.units import ether, from_wad
+from exchange.cid import cid_binary
+from exchange.errors import ExchangeError
+from exchange.stores import open_store
+from org.identity import (
     PASSWORD_ENV,
     IdentityError,
     OrgConfig,
@@ -26,16 +34,8 @@ from agent.org.identity import (
     load_config,
     unlock,
 )
-from agent.org.learners import Learner, SyntheticLearner
-from agent.org.runtime import OrgRuntime
-from chain.accounts import dev_account
-from chain.client import MarketClient, OrganizationStatus, connect
-from chain.deploy import Deployment, verify_deployment
-from chain.errors import ChainError
-from chain.units import ether, from_wad
-from exchange.cli import open_store
-from exchange.errors import ExchangeError
-from matchmaker.runner import cid_binary
+from org.learners import Learner, SyntheticLearner
+from org.runtime import OrgRuntime
 
 app = typer.Typer(help="Run an organization: identity, registration, the agent, stake.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -104,7 +104,7 @@ def make_learner(identity: OrgIdentity) -> Learner:
     if kind == "synthetic":
         return SyntheticLearner(identity.config.name, int(settings.get("seed", 0)))
     if kind == "lora":
-        from agent.org.lora import LoraLearner
+        from org.lora import LoraLearner
 
         return LoraLearner.from_settings(identity.config.name, identity.home, settings)
     _fail(f"unknown learner kind {kind!r} in {identity.home / 'config.json'}")
