@@ -79,7 +79,7 @@ def build_zoo(
     import torch
 
     from agent.models.zoo import n_params
-    from sim.experiment import build_world, config_for_scale
+    from agent.world import build_world, config_for_scale
 
     torch.set_num_threads(threads)
     try:
@@ -156,7 +156,7 @@ def evaluate(
         passed = [r.passed for r in results]
     else:
         from agent.evaluate import pass_at_1
-        from sim.experiment import build_world, config_for_scale
+        from agent.world import build_world, config_for_scale
 
         scales = {spec: scale for scale in ("tiny", "small") for spec in config_for_scale(scale).families}
         if model not in scales:

@@ -23,7 +23,7 @@ from chain.deploy import Deployment, verify_deployment
 from chain.errors import ChainError, DeploymentError, NodeUnavailableError
 from chain.events import ChainEvent, EventReader
 from chain.units import from_wad
-from explorer.content import ContentReader, cid_text, decode_decision, decode_profile
+from explorer.content import ContentReader, cid_text_or_none, decode_decision, decode_profile
 from explorer.models import (
     VERDICT_PENDING,
     ChainInfo,
@@ -250,7 +250,7 @@ class ExplorerData:
         views = []
         for org in market.organizations():
             binary = latest_profile.get(org.address)
-            profile_cid = cid_text(binary) if binary is not None else None
+            profile_cid = cid_text_or_none(binary) if binary is not None else None
             profile: Document | None = None
             if profile_cid is not None:
                 profile = self.content.fetch(profile_cid, "profile", decode_profile)
@@ -293,7 +293,7 @@ class ExplorerData:
         state = market.round(round_id)
         opened = next(iter(of_round("RoundOpened")), None)
         finalized = next(iter(of_round("RoundFinalized")), None)
-        decision_cid = cid_text(bytes(opened.args["decisionCid"])) if opened is not None else None
+        decision_cid = cid_text_or_none(bytes(opened.args["decisionCid"])) if opened is not None else None
         decision = self.content.fetch(decision_cid, "decision", decode_decision) if decision_cid else None
         scores = _scores(decision)
 
@@ -329,11 +329,11 @@ class ExplorerData:
                     student_name=names.get(pair.student, short_address(pair.student)),
                     assigned=_tx(assigned.get(key)),
                     score=scores.get(key),
-                    bundle_cid=cid_text(bytes(bundle.args["bundleCid"])) if bundle else None,
+                    bundle_cid=cid_text_or_none(bytes(bundle.args["bundleCid"])) if bundle else None,
                     bundle=_tx(bundle),
                     gain=from_wad(int(gain.args["gain"])) if gain else None,
                     gain_wad=int(gain.args["gain"]) if gain else None,
-                    adapter_cid=cid_text(bytes(gain.args["adapterCid"])) if gain else None,
+                    adapter_cid=cid_text_or_none(bytes(gain.args["adapterCid"])) if gain else None,
                     report=_tx(gain),
                     reward=(
                         RewardView(

@@ -16,6 +16,9 @@ from matchmaker.cli import app as matchmaker_app
 from matchmaker.commands import audit_app
 from matchmaker.commands import register as register_matchmaker_commands
 from org.cli import app as org_app
+from sim import learner as synthetic_learner
+from sim.cli import app as sim_app
+from sim.cli import simulate
 
 app = typer.Typer(
     name="knexa",
@@ -31,6 +34,11 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(explorer_app, name="explorer")
 app.add_typer(org_app, name="org")
 app.add_typer(agent_app, name="agent")
+app.add_typer(sim_app, name="sim")
+# `knexa matchmaker simulate` stays as the name users know; it is the same command as `knexa sim simulate`.
+matchmaker_app.command("simulate")(simulate)
+# Organizations can run simulated skills (`knexa org init --learner synthetic`).
+synthetic_learner.register()
 
 
 @app.command()

@@ -39,7 +39,7 @@ from matchmaker.audit import RoundVerdict, verify_rounds
 from matchmaker.matching import match
 from matchmaker.policies import PolicyParams
 from matchmaker.service import Matchmaker
-from org.learners import synthetic_profile
+from sim.learner import synthetic_profile
 from sim.synthetic import Federation, SimConfig
 
 MAX_ORGANIZATIONS = 10 - FIRST_ORGANIZATION_INDEX  # Anvil's funded dev accounts left for organizations

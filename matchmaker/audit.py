@@ -26,8 +26,8 @@ from exchange.errors import ExchangeError
 from exchange.store import ContentStore
 from market.documents import DecisionRecord, ProfileDoc
 from market.ledger import Ledger, RoundRecord
-from matchmaker.policies import Decision, PolicyParams
-from matchmaker.runner import PolicyRunner, RoundInputs, gather_inputs, policy_commitment
+from matchmaker.policies import Decision, PolicyParams, policy_commitment
+from matchmaker.runner import PolicyRunner, RoundInputs, gather_inputs
 
 MATCH = "match"
 MISMATCH = "mismatch"

@@ -122,8 +122,24 @@ class PolicyParams:
         return canonical_json({"schema": "knexa.policy.v1", **self.to_dict()})
 
     def digest(self) -> str:
-        """sha256 (hex) of the canonical JSON of these parameters."""
+        """sha256 (hex) of the canonical JSON of these parameters alone.
+
+        A `Decision` carries it to say which parameters produced it. What goes on chain as a
+        round's `policyDigest` is `policy_commitment`, which binds the seed as well.
+        """
         return sha256_hex(self.canonical_json())
+
+
+COMMITMENT_SCHEMA = "knexa.policy-commitment.v1"
+
+
+def policy_commitment(params: PolicyParams, seed: int) -> str:
+    """Hex sha256 committing to the policy parameters and seed: a round's on-chain `policyDigest`.
+
+    The seed of the `random` policy (and of tie-breaks) is committed too, so it cannot be re-rolled
+    per round; `knexa matchmaker policy --seed S` prints exactly this value.
+    """
+    return sha256_hex(canonical_json({"schema": COMMITMENT_SCHEMA, "params": params.to_dict(), "seed": seed}))
 
 
 @dataclass(frozen=True, eq=False)

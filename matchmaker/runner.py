@@ -25,21 +25,15 @@ from chain.units import from_wad
 from exchange.cid import cid_text
 from market.documents import Candidate, DecisionRecord, Pair, Policy, ProfileDoc, RewardInput
 from market.ledger import Ledger, RoundRecord
-from matchmaker.canonical import canonical_json, sha256_hex
+from matchmaker.canonical import canonical_json
 from matchmaker.context import arm_index, build_contexts
 from matchmaker.errors import InputError
 from matchmaker.features import OrgFeatures
-from matchmaker.policies import Decision, PolicyParams, make_policy, rng_for_round
+from matchmaker.policies import Decision, PolicyParams, make_policy, policy_commitment, rng_for_round
 
 #: Decision records list every scored arm while there are at most this many (N <= 64); beyond,
 #: only the chosen arms are recorded (the replay still recomputes and compares all of them).
 MAX_RECORDED_ARMS = 64 * 63
-COMMITMENT_SCHEMA = "knexa.policy-commitment.v1"
-
-
-def policy_commitment(params: PolicyParams, seed: int) -> str:
-    """Hex sha256 committing to the policy parameters and seed (goes on chain as `policyDigest`)."""
-    return sha256_hex(canonical_json({"schema": COMMITMENT_SCHEMA, "params": params.to_dict(), "seed": seed}))
 
 
 def _size_bucket(text: str) -> int:

@@ -34,7 +34,7 @@ from org.identity import (
     load_config,
     unlock,
 )
-from org.learners import Learner, SyntheticLearner
+from org.learners import Learner, UnknownLearnerError, build_learner
 from org.runtime import OrgRuntime
 
 app = typer.Typer(help="Run an organization: identity, registration, the agent, stake.", no_args_is_help=True)
@@ -100,14 +100,12 @@ def _market(identity: OrgIdentity) -> tuple[MarketClient, Deployment]:
 def make_learner(identity: OrgIdentity) -> Learner:
     """The learner the organization's config names."""
     settings = identity.config.learner
-    kind = settings.get("kind", "synthetic")
-    if kind == "synthetic":
-        return SyntheticLearner(identity.config.name, int(settings.get("seed", 0)))
-    if kind == "lora":
-        from org.lora import LoraLearner
-
-        return LoraLearner.from_settings(identity.config.name, identity.home, settings)
-    _fail(f"unknown learner kind {kind!r} in {identity.home / 'config.json'}")
+    try:
+        return build_learner(
+            str(settings.get("kind", "synthetic")), identity.config.name, identity.home, settings
+        )
+    except UnknownLearnerError as error:
+        _fail(f"{error.args[0]} in {identity.home / 'config.json'}")
 
 
 @app.command()

@@ -34,8 +34,10 @@ from exchange.cid import cid_binary, cid_text
 from exchange.errors import ExchangeError
 from exchange.local import LocalStore
 from exchange.store import ContentStore
+from market.errors import MarketError
 from market.ledger import Ledger, LedgerFollower, OrgStatus, PairRecord, RoundRecord
 from market.sealing import open_knowledge, publish_sealed
+from org.errors import LearnerRefusedError, OrgValueError
 from org.learners import Learner
 from org.state import PendingReport, RuntimeState
 
@@ -68,7 +70,7 @@ class OrgRuntime:
         from_block: int,
     ) -> None:
         if market.account is None:
-            raise ValueError("the runtime needs the organization's account")
+            raise OrgValueError("the runtime needs the organization's account")
         self.market = market
         self.store = store
         self.encryption_key = encryption_key
@@ -129,7 +131,7 @@ class OrgRuntime:
             return []
         try:
             bundle = self.learner.teach(round_record.round_id, self.address, pair.student)
-        except ValueError as error:
+        except LearnerRefusedError as error:
             # Nothing worth sending (e.g. no completion passes the public tests): publish nothing
             # rather than noise; the market counts it as a no-show.
             self.state.nothing_to_teach.append(key)
@@ -151,6 +153,21 @@ class OrgRuntime:
         log.info("round %d: published bundle %s for %s", round_record.round_id, cid, pair.student)
         return [Action("published", round_record.round_id, f"bundle {cid} for {student.name}")]
 
+    def _reject(self, round_id: int, teacher: str, teacher_name: str, error: Exception) -> PendingReport:
+        """Record a typed rejection of a bundle (a public note, reported with the rejection gain)."""
+        note = json.dumps(
+            {
+                "kind": "knexa.rejection",
+                "round": round_id,
+                "teacher": teacher,
+                "reason": f"{type(error).__name__}: {error}",
+            },
+            sort_keys=True,
+        ).encode()
+        self.state.rejected[str(round_id)] = str(error)
+        log.warning("round %d: refused the bundle of %s: %s", round_id, teacher_name, error)
+        return PendingReport(teacher, REJECTED_GAIN, self.store.put(note), str(error))
+
     def _learn(self, ledger: Ledger, round_record: RoundRecord, pair: PairRecord) -> list[Action]:
         key = str(round_record.round_id)
         pending = self.state.reports.get(key)
@@ -168,26 +185,18 @@ class OrgRuntime:
                     round_record.round_id,
                     self.address,
                 )
-            except (ExchangeError, ValueError) as error:
-                note = json.dumps(
-                    {
-                        "kind": "knexa.rejection",
-                        "round": round_record.round_id,
-                        "teacher": pair.teacher,
-                        "reason": f"{type(error).__name__}: {error}",
-                    },
-                    sort_keys=True,
-                ).encode()
-                pending = PendingReport(pair.teacher, REJECTED_GAIN, self.store.put(note), str(error))
-                self.state.rejected[key] = str(error)
+            except (ExchangeError, MarketError) as error:
+                pending = self._reject(round_record.round_id, pair.teacher, teacher.name, error)
                 kind = "rejected"
-                log.warning(
-                    "round %d: refused the bundle of %s: %s", round_record.round_id, teacher.name, error
-                )
             else:
-                result = self.learner.learn(bundle, teacher.name)
-                adapter_cid = self.private.put(result.adapter)
-                pending = PendingReport(pair.teacher, result.gain, adapter_cid, result.detail)
+                try:
+                    result = self.learner.learn(bundle, teacher.name)
+                except LearnerRefusedError as error:
+                    pending = self._reject(round_record.round_id, pair.teacher, teacher.name, error)
+                    kind = "rejected"
+                else:
+                    adapter_cid = self.private.put(result.adapter)
+                    pending = PendingReport(pair.teacher, result.gain, adapter_cid, result.detail)
             self.state.reports[key] = pending
             self._save()  # learnt once: a crash from here on resends, never relearns
         try:

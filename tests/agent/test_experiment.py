@@ -133,7 +133,8 @@ def test_matchmaker_policies_pair_agents_and_learn_from_their_gains(zoo_cache: P
     the bandit's state moves with the reported gains, and two runs with one seed decide the same."""
     from agent.data.splits import build_suite
     from agent.sandbox import Evaluator
-    from sim.experiment import build_world, make_agents, run_method, tiny_config
+    from agent.world import build_world, make_agents, tiny_config
+    from sim.experiment import run_method
     from sim.matchmaking import PolicyPairing
 
     cfg = tiny_config(rounds=2)

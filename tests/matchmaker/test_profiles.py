@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 import pytest
+
 from market.categories import DEFAULT_CATEGORIES
+from market.documents import PeftSummary, ProfileDoc
 from market.privacy import (
     PrivacyAccountant,
     PrivacyBudgetExceededError,
@@ -20,7 +22,6 @@ from market.privacy import (
     sensitivities,
     size_bucket_of,
 )
-from market.documents import PeftSummary, ProfileDoc
 from matchmaker.features import OrgFeatures
 from matchmaker.policies import PolicyParams
 from matchmaker.runner import features_from_profile

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from agent.data.splits import TransferItem
 from agent.sandbox import Evaluator
 from agent.teacher import public_program
+from agent.world import build_federation_suite, config_for_scale
 from chain.devchain import DevChain
 from chain.units import from_wad
 from exchange.cid import cid_text
@@ -23,7 +24,6 @@ from market.bundles import AdapterBundle
 from market.sealing import open_knowledge
 from matchmaker.audit import MATCH, verify_rounds
 from org.identity import unlock
-from sim.experiment import build_federation_suite, config_for_scale
 from tests.org.conftest import PASSWORD, init_and_register_through_cli, matchmaker_for
 
 ROUND_BLOCKS = 60  # the test mines no blocks while organizations work, so this is never reached

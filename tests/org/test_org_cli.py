@@ -18,8 +18,8 @@ from knexa.cli import app
 from market.sealing import publish_sealed
 from matchmaker.audit import MATCH, verify_rounds
 from org.identity import unlock
-from org.learners import SyntheticLearner
 from org.runtime import OrgRuntime
+from sim.learner import SyntheticLearner
 from tests.org.conftest import PASSWORD, CliMarket, init_and_register_through_cli, matchmaker_for
 
 

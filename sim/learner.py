@@ -1,0 +1,107 @@
+"""The synthetic learner: an organization of the synthetic federation, behind the runtime's `Learner`.
+
+Its skills are hidden traits of `sim.synthetic.Federation` (seeded by the organization's index), and
+its gain from a teacher is the federation's non-linear ground truth plus seeded noise. It exercises
+every mechanism of the market (profiles, pairing, sealing, reports, settlement, replay) in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from market.bundles import KnowledgeBundle, TokenizerId
+from market.categories import DEFAULT_CATEGORIES
+from market.documents import PeftSummary, ProfileDoc
+from org.errors import OrgValueError
+from org.learners import Learner, LearnResult, register_learner
+from sim.synthetic import Federation, SimConfig
+
+SYNTHETIC_TOKENIZER = TokenizerId("knexa-synthetic", 512, hashlib.sha256(b"knexa-synthetic").hexdigest())
+
+
+def synthetic_profile(federation: Federation, sim_id: str) -> ProfileDoc:
+    """The profile document a simulated organization publishes (its DP histogram included)."""
+    org = federation.orgs[sim_id]
+    features = org.features
+    spent = org.accountant.epsilon_spent
+    return ProfileDoc(
+        model_family=features.family,
+        size_bucket=str(features.size_bucket),
+        peft=PeftSummary(rank=features.lora_rank, target_modules=("k_proj", "q_proj", "v_proj")),
+        pass_at_1=features.pass1,
+        pass_at_1_delta=features.pass1_delta,
+        categories=features.categories,
+        histogram=features.category_hist,
+        epsilon=spent,
+        budget_spent=spent,
+    )
+
+
+def synthetic_index(name: str) -> int:
+    """The simulated organization a name stands for (`org-00003` -> 3)."""
+    if not name.startswith("org-") or not name[4:].isdigit():
+        raise OrgValueError(f"a synthetic organization is named org-NNNNN, not {name!r}")
+    return int(name[4:])
+
+
+class SyntheticLearner:
+    """An organization of the synthetic federation: its name is its simulated id (`org-00003`)."""
+
+    def __init__(self, name: str, seed: int = 0, noise_std: float = 0.01) -> None:
+        self.name = name
+        self.index = synthetic_index(name)
+        self.seed = seed
+        self.noise_std = noise_std
+        self._federation = self._covering(self.index)
+        self.rounds_learnt = 0
+
+    def _covering(self, index: int) -> Federation:
+        """A federation that includes organization `index`. An organization's hidden traits depend
+        only on the seed and its index, not on the federation's size, so a larger one agrees."""
+        current: Federation | None = getattr(self, "_federation", None)
+        if current is None or index >= len(current.orgs):
+            size = max(2, index + 1)
+            current = Federation(
+                SimConfig(n_orgs=size, rounds=0, seed=self.seed, categories=DEFAULT_CATEGORIES)
+            )
+        return current
+
+    def profile(self) -> ProfileDoc:
+        return synthetic_profile(self._federation, self.name)
+
+    def teach(self, round_id: int, teacher: str, student: str) -> KnowledgeBundle:
+        return KnowledgeBundle(
+            round=round_id,
+            teacher=teacher,
+            student=student,
+            tokenizer=SYNTHETIC_TOKENIZER,
+            prompt_ids=("transfer-0001", "transfer-0002"),
+            completions=(f"    # taught by {self.name}\n    return a + b\n", "    return sorted(xs)\n"),
+        )
+
+    def learn(self, bundle: KnowledgeBundle, teacher_name: str) -> LearnResult:
+        teacher_index = synthetic_index(teacher_name)
+        self._federation = self._covering(teacher_index)
+        truth = self._federation.true_gain_matrix((teacher_name, self.name))[0, 1]
+        rng = np.random.default_rng([self.seed, bundle.round, teacher_index, self.index])
+        gain = float(np.clip(truth + rng.normal(0.0, self.noise_std), -1.0, 1.0))
+        self.rounds_learnt += 1
+        adapter = json.dumps(
+            {"kind": "synthetic-adapter", "org": self.name, "round": bundle.round, "teacher": teacher_name},
+            sort_keys=True,
+        ).encode()
+        return LearnResult(gain, adapter, f"synthetic gain from {teacher_name}")
+
+
+def _build_synthetic(name: str, home: Path, settings: dict[str, Any]) -> Learner:
+    return SyntheticLearner(name, int(settings.get("seed", 0)))
+
+
+def register() -> None:
+    """Register the `synthetic` learner kind with the organization runtime."""
+    register_learner("synthetic", _build_synthetic)
