@@ -219,7 +219,7 @@ class Policy:
 
 
 @dataclass(frozen=True)
-class Pair:
+class DecisionPair:
     teacher: str
     student: str
 
@@ -242,7 +242,7 @@ class Candidate:
     score: float
 
     def __post_init__(self) -> None:
-        Pair(self.teacher, self.student)  # validates both addresses and teacher != student
+        DecisionPair(self.teacher, self.student)  # validates both addresses and teacher != student
         _set(self, "teacher", checksum_address(self.teacher))
         _set(self, "student", checksum_address(self.student))
         _set(self, "context", tuple(check_float(v, f"context[{i}]") for i, v in enumerate(self.context)))
@@ -250,8 +250,8 @@ class Candidate:
             _set(self, name, check_float(getattr(self, name), name))
 
     @property
-    def pair(self) -> Pair:
-        return Pair(self.teacher, self.student)
+    def pair(self) -> DecisionPair:
+        return DecisionPair(self.teacher, self.student)
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ class RewardInput:
 
     def __post_init__(self) -> None:
         as_int(self.round, "rewards.round", 0, MAX_ROUND)
-        Pair(self.teacher, self.student)
+        DecisionPair(self.teacher, self.student)
         _set(self, "teacher", checksum_address(self.teacher))
         _set(self, "student", checksum_address(self.student))
         _set(self, "reward", check_float(self.reward, "reward"))
@@ -283,7 +283,7 @@ class DecisionRecord:
     profiles: Mapping[str, str]  # org address -> CID of the ProfileDoc consumed
     rewards: tuple[RewardInput, ...]  # rewards consumed from previous rounds, in the order applied
     candidates: tuple[Candidate, ...]
-    chosen: tuple[Pair, ...]
+    chosen: tuple[DecisionPair, ...]
     version: int = 1
     inputs_block: int = 0  # the chain block whose state (events up to and including it) was read
 
@@ -410,7 +410,7 @@ class DecisionRecord:
         for i, item in enumerate(as_list(doc["chosen"], "chosen")):
             entry = as_object(item, f"chosen[{i}]", ("teacher", "student"))
             chosen.append(
-                Pair(
+                DecisionPair(
                     as_address(entry["teacher"], f"chosen[{i}].teacher"),
                     as_address(entry["student"], "student"),
                 )

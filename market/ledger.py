@@ -14,33 +14,50 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
 
 from web3 import Web3
 
-from chain.client import MarketClient
+from chain.client import MarketClient, OrganizationStatus, SlashReason
 from chain.events import ChainEvent, EventReader
+from market.errors import LedgerError
+from market.parameters import read_constants
 
-INITIAL_REPUTATION = 10**18 // 2
+__all__ = [
+    "EventRef",
+    "Ledger",
+    "LedgerError",
+    "LedgerFollower",
+    "LedgerOrganization",
+    "LedgerPair",
+    "LedgerRound",
+    "OrganizationStatus",
+    "RefundRecord",
+    "ReputationMove",
+    "RewardRecord",
+    "SlashRecord",
+]
 
 
-class LedgerError(ValueError):
-    """The event log is inconsistent (an event refers to an unknown organization or round)."""
+@dataclass(frozen=True)
+class EventRef:
+    """Where an event is on chain (block, transaction, log index): what a viewer links to."""
 
+    block_number: int
+    transaction_hash: str
+    log_index: int
 
-class OrgStatus(Enum):
-    ACTIVE = "active"
-    EXITING = "exiting"
-    EXITED = "exited"
+    @classmethod
+    def of(cls, event: ChainEvent) -> EventRef:
+        return cls(event.block_number, event.transaction_hash, event.log_index)
 
 
 @dataclass
-class OrgRecord:
+class LedgerOrganization:
     """An organization as the event log describes it (wei and WAD integers, as on chain)."""
 
     address: str
     name: str
-    status: OrgStatus
+    status: OrganizationStatus
     stake: int
     reputation: int
     credits: int
@@ -48,20 +65,65 @@ class OrgRecord:
     encryption_public_key: bytes
     registered_block: int
     pending_withdrawal: int = 0
+    registered: EventRef | None = None
 
 
 @dataclass
-class PairRecord:
+class LedgerPair:
     index: int
     teacher: str
     student: str
     bundle_cid: bytes | None = None
     gain: int | None = None
     adapter_cid: bytes | None = None
+    assigned: EventRef | None = None
+    published: EventRef | None = None
+    reported: EventRef | None = None
+
+
+@dataclass(frozen=True)
+class RewardRecord:
+    """A teacher's fee and credits for a delivered bundle (`RewardPaid`)."""
+
+    teacher: str
+    student: str
+    fee: int
+    credits: int
+    ref: EventRef
+
+
+@dataclass(frozen=True)
+class RefundRecord:
+    """A student's escrowed fee given back (`FeeRefunded`)."""
+
+    student: str
+    fee: int
+    ref: EventRef
+
+
+@dataclass(frozen=True)
+class SlashRecord:
+    """Stake moved from an offender to its counterparty (`Slashed`)."""
+
+    offender: str
+    beneficiary: str
+    amount: int
+    reason: SlashReason
+    ref: EventRef
+
+
+@dataclass(frozen=True)
+class ReputationMove:
+    """One reputation update at settlement (`ReputationUpdated`, WAD)."""
+
+    organization: str
+    old: int
+    new: int
+    ref: EventRef
 
 
 @dataclass
-class RoundRecord:
+class LedgerRound:
     round_id: int
     opened_block: int
     opened_transaction: str
@@ -70,8 +132,14 @@ class RoundRecord:
     deadline_block: int
     exchange_fee: int
     pair_count: int
-    pairs: list[PairRecord] = field(default_factory=list)
+    pairs: list[LedgerPair] = field(default_factory=list)
     finalized_block: int | None = None
+    opened: EventRef | None = None
+    finalized_ref: EventRef | None = None
+    rewards: list[RewardRecord] = field(default_factory=list)
+    refunds: list[RefundRecord] = field(default_factory=list)
+    slashes: list[SlashRecord] = field(default_factory=list)
+    reputation_moves: list[ReputationMove] = field(default_factory=list)
 
     @property
     def finalized(self) -> bool:
@@ -81,20 +149,30 @@ class RoundRecord:
         """Reported gain (WAD) per directed pair; None where the student did not report."""
         return {(pair.teacher, pair.student): pair.gain for pair in self.pairs}
 
+    def reward_of(self, teacher: str, student: str) -> RewardRecord | None:
+        return next((r for r in self.rewards if (r.teacher, r.student) == (teacher, student)), None)
+
 
 @dataclass
 class Ledger:
     """Market state after folding events up to `last_block` (inclusive)."""
 
+    initial_reputation: int
     parameters: dict[str, int] = field(default_factory=dict)
-    organizations: dict[str, OrgRecord] = field(default_factory=dict)
-    rounds: dict[int, RoundRecord] = field(default_factory=dict)
+    organizations: dict[str, LedgerOrganization] = field(default_factory=dict)
+    rounds: dict[int, LedgerRound] = field(default_factory=dict)
     last_block: int = -1
 
     @classmethod
-    def from_events(cls, events: Iterable[ChainEvent], until_block: int | None = None) -> Ledger:
-        """Fold `events` (chain order) up to and including block `until_block` (all when None)."""
-        ledger = cls()
+    def from_events(
+        cls, events: Iterable[ChainEvent], until_block: int | None = None, *, initial_reputation: int
+    ) -> Ledger:
+        """Fold `events` (chain order) up to and including block `until_block` (all when None).
+
+        `initial_reputation` is the contract's constant (`market.parameters.read_constants`): a
+        registration event does not repeat it.
+        """
+        ledger = cls(initial_reputation=initial_reputation)
         for event in events:
             if until_block is not None and event.block_number > until_block:
                 break
@@ -108,13 +186,13 @@ class Ledger:
 
     # ------------------------------------------------------------------ folding
 
-    def _org(self, address: str) -> OrgRecord:
+    def _org(self, address: str) -> LedgerOrganization:
         key = Web3.to_checksum_address(address)
         if key not in self.organizations:
             raise LedgerError(f"event refers to unregistered organization {key}")
         return self.organizations[key]
 
-    def _round(self, round_id: int) -> RoundRecord:
+    def _round(self, round_id: int) -> LedgerRound:
         if round_id not in self.rounds:
             raise LedgerError(f"event refers to unopened round {round_id}")
         return self.rounds[round_id]
@@ -136,16 +214,17 @@ class Ledger:
 
     def _on_OrganizationRegistered(self, event: ChainEvent) -> None:  # noqa: N802
         address = Web3.to_checksum_address(event.args["organization"])
-        self.organizations[address] = OrgRecord(
+        self.organizations[address] = LedgerOrganization(
             address=address,
             name=str(event.args["name"]),
-            status=OrgStatus.ACTIVE,
+            status=OrganizationStatus.ACTIVE,
             stake=int(event.args["stake"]),
-            reputation=INITIAL_REPUTATION,
+            reputation=self.initial_reputation,
             credits=0,
             profile_cid=bytes(event.args["profileCid"]),
             encryption_public_key=bytes(event.args["encryptionPublicKey"]),
             registered_block=event.block_number,
+            registered=EventRef.of(event),
         )
 
     def _on_ProfileUpdated(self, event: ChainEvent) -> None:  # noqa: N802
@@ -155,11 +234,11 @@ class Ledger:
         self._org(event.args["organization"]).stake = int(event.args["newStake"])
 
     def _on_ExitRequested(self, event: ChainEvent) -> None:  # noqa: N802
-        self._org(event.args["organization"]).status = OrgStatus.EXITING
+        self._org(event.args["organization"]).status = OrganizationStatus.EXITING
 
     def _on_OrganizationExited(self, event: ChainEvent) -> None:  # noqa: N802
         org = self._org(event.args["organization"])
-        org.status = OrgStatus.EXITED
+        org.status = OrganizationStatus.EXITED
         org.pending_withdrawal += org.stake
         org.stake = 0
 
@@ -170,7 +249,7 @@ class Ledger:
 
     def _on_RoundOpened(self, event: ChainEvent) -> None:  # noqa: N802
         round_id = int(event.args["roundId"])
-        self.rounds[round_id] = RoundRecord(
+        self.rounds[round_id] = LedgerRound(
             round_id=round_id,
             opened_block=event.block_number,
             opened_transaction=event.transaction_hash,
@@ -179,16 +258,19 @@ class Ledger:
             deadline_block=int(event.args["deadlineBlock"]),
             exchange_fee=self.parameters.get("exchangeFee", 0),
             pair_count=int(event.args["pairCount"]),
+            opened=EventRef.of(event),
         )
 
     def _on_PairAssigned(self, event: ChainEvent) -> None:  # noqa: N802
         round_record = self._round(int(event.args["roundId"]))
         teacher = Web3.to_checksum_address(event.args["teacher"])
         student = Web3.to_checksum_address(event.args["student"])
-        round_record.pairs.append(PairRecord(int(event.args["pairIndex"]), teacher, student))
+        round_record.pairs.append(
+            LedgerPair(int(event.args["pairIndex"]), teacher, student, assigned=EventRef.of(event))
+        )
         self._org(student).stake -= round_record.exchange_fee  # the fee is escrowed from the stake
 
-    def _pair(self, event: ChainEvent) -> PairRecord:
+    def _pair(self, event: ChainEvent) -> LedgerPair:
         round_record = self._round(int(event.args["roundId"]))
         student = Web3.to_checksum_address(event.args["student"])
         for pair in round_record.pairs:
@@ -197,30 +279,53 @@ class Ledger:
         raise LedgerError(f"round {round_record.round_id} has no pair with student {student}")
 
     def _on_BundlePublished(self, event: ChainEvent) -> None:  # noqa: N802
-        self._pair(event).bundle_cid = bytes(event.args["bundleCid"])
+        pair = self._pair(event)
+        pair.bundle_cid = bytes(event.args["bundleCid"])
+        pair.published = EventRef.of(event)
 
     def _on_GainReported(self, event: ChainEvent) -> None:  # noqa: N802
         pair = self._pair(event)
         pair.gain = int(event.args["gain"])
         pair.adapter_cid = bytes(event.args["adapterCid"])
+        pair.reported = EventRef.of(event)
 
     def _on_RewardPaid(self, event: ChainEvent) -> None:  # noqa: N802
-        self._credit(event.args["teacher"], int(event.args["fee"]))
-        self._org(event.args["teacher"]).credits += int(event.args["credits"])
+        teacher = Web3.to_checksum_address(event.args["teacher"])
+        fee, credits = int(event.args["fee"]), int(event.args["credits"])
+        self._credit(teacher, fee)
+        self._org(teacher).credits += credits
+        student = Web3.to_checksum_address(event.args["student"])
+        reward = RewardRecord(teacher, student, fee, credits, EventRef.of(event))
+        self._round(int(event.args["roundId"])).rewards.append(reward)
 
     def _on_FeeRefunded(self, event: ChainEvent) -> None:  # noqa: N802
-        self._org(event.args["student"]).stake += int(event.args["fee"])
+        student = Web3.to_checksum_address(event.args["student"])
+        fee = int(event.args["fee"])
+        self._org(student).stake += fee
+        self._round(int(event.args["roundId"])).refunds.append(RefundRecord(student, fee, EventRef.of(event)))
 
     def _on_Slashed(self, event: ChainEvent) -> None:  # noqa: N802
         amount = int(event.args["amount"])
-        self._org(event.args["offender"]).stake -= amount
-        self._credit(event.args["beneficiary"], amount)
+        offender = Web3.to_checksum_address(event.args["offender"])
+        beneficiary = Web3.to_checksum_address(event.args["beneficiary"])
+        self._org(offender).stake -= amount
+        self._credit(beneficiary, amount)
+        record = SlashRecord(
+            offender, beneficiary, amount, SlashReason(int(event.args["reason"])), EventRef.of(event)
+        )
+        self._round(int(event.args["roundId"])).slashes.append(record)
 
     def _on_ReputationUpdated(self, event: ChainEvent) -> None:  # noqa: N802
-        self._org(event.args["organization"]).reputation = int(event.args["newReputation"])
+        organization = Web3.to_checksum_address(event.args["organization"])
+        old, new = int(event.args["oldReputation"]), int(event.args["newReputation"])
+        self._org(organization).reputation = new
+        move = ReputationMove(organization, old, new, EventRef.of(event))
+        self._round(int(event.args["roundId"])).reputation_moves.append(move)
 
     def _on_RoundFinalized(self, event: ChainEvent) -> None:  # noqa: N802
-        self._round(int(event.args["roundId"])).finalized_block = event.block_number
+        round_record = self._round(int(event.args["roundId"]))
+        round_record.finalized_block = event.block_number
+        round_record.finalized_ref = EventRef.of(event)
 
     # ------------------------------------------------------------------ questions
 
@@ -233,36 +338,50 @@ class Ledger:
         return [
             address
             for address, org in self.organizations.items()
-            if org.status is OrgStatus.ACTIVE and org.stake >= min_stake
+            if org.status is OrganizationStatus.ACTIVE and org.stake >= min_stake
         ]
 
-    def open_round(self) -> RoundRecord | None:
+    def open_round(self) -> LedgerRound | None:
         for round_record in self.rounds.values():
             if not round_record.finalized:
                 return round_record
         return None
 
-    def finalized_rounds(self) -> list[RoundRecord]:
+    def finalized_rounds(self) -> list[LedgerRound]:
         return [self.rounds[key] for key in sorted(self.rounds) if self.rounds[key].finalized]
 
 
 class LedgerFollower:
-    """Follows a market's event log incrementally (each event is read once) and folds it."""
+    """Follows a market's event log incrementally: each event is read once and folded once.
+
+    `sync` returns the follower's own ledger, updated in place by the next `sync`; take a `copy()`
+    to keep a view of the past.
+    """
 
     def __init__(self, market: MarketClient, from_block: int) -> None:
         self.market = market
         self._reader = EventReader(market.w3, market.contract)
         self._events: list[ChainEvent] = []
         self._read_through = from_block - 1
+        self._ledger = Ledger(initial_reputation=read_constants(market).initial_reputation)
 
     @property
     def events(self) -> list[ChainEvent]:
         return self._events
 
+    @property
+    def read_through(self) -> int:
+        """The last block whose events are folded."""
+        return self._read_through
+
     def sync(self) -> tuple[Ledger, int]:
         """Read events up to the current block; returns the ledger folded up to it and that block."""
         head = self.market.block_number()
         if head > self._read_through:
-            self._events += self._reader.read(self._read_through + 1, head)
+            new_events = self._reader.read(self._read_through + 1, head)
+            for event in new_events:
+                self._ledger.apply(event)
+            self._events += new_events
             self._read_through = head
-        return Ledger.from_events(self._events, until_block=head), head
+        self._ledger.last_block = max(self._ledger.last_block, head)
+        return self._ledger, head

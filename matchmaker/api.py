@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from chain.errors import ChainError
 from chain.units import from_wad
 from exchange.cid import cid_text
-from market.ledger import RoundRecord
+from market.ledger import LedgerRound
 from matchmaker.service import Matchmaker
 
 
@@ -66,7 +66,7 @@ def _cid(value: bytes | None) -> str | None:
         return "0x" + value.hex()
 
 
-def round_view(record: RoundRecord, verdict: tuple[str, str | None] | None) -> RoundView:
+def round_view(record: LedgerRound, verdict: tuple[str, str | None] | None) -> RoundView:
     return RoundView(
         round=record.round_id,
         status="finalized" if record.finalized else "open",
@@ -99,7 +99,7 @@ def create_app(matchmaker: Matchmaker) -> FastAPI:
     )
     lock = threading.Lock()  # the matchmaker is not thread-safe; the loop thread shares it
 
-    def rounds() -> tuple[dict[int, RoundRecord], dict[int, tuple[str, str | None]]]:
+    def rounds() -> tuple[dict[int, LedgerRound], dict[int, tuple[str, str | None]]]:
         with lock:
             try:
                 ledger, _ = matchmaker.sync()

@@ -25,7 +25,8 @@ from exchange.cid import cid_text
 from exchange.errors import ExchangeError
 from exchange.store import ContentStore
 from market.documents import DecisionRecord, ProfileDoc
-from market.ledger import Ledger, RoundRecord
+from market.ledger import Ledger, LedgerRound
+from market.parameters import read_constants
 from matchmaker.policies import Decision, PolicyParams, policy_commitment
 from matchmaker.runner import PolicyRunner, RoundInputs, gather_inputs
 
@@ -139,6 +140,7 @@ class Replayer:
     """
 
     store: ContentStore
+    initial_reputation: int
     runner: PolicyRunner | None = None
     verdicts: dict[int, RoundVerdict] = field(default_factory=dict)
     broken_at: int | None = None
@@ -149,7 +151,7 @@ class Replayer:
         """Judge every round in `events` not yet settled; returns all verdicts so far in round order."""
         if self._profiles is None:
             self._profiles = ProfileCache(self.store)
-        ledger = Ledger.from_events(events)
+        ledger = Ledger.from_events(events, initial_reputation=self.initial_reputation)
         for round_id in sorted(ledger.rounds):
             if round_id <= self._observed_through:
                 continue
@@ -176,7 +178,7 @@ class Replayer:
             self._observed_through = round_id
         return [self.verdicts[key] for key in sorted(self.verdicts)]
 
-    def _load_record(self, outcome: RoundRecord) -> DecisionRecord:
+    def _load_record(self, outcome: LedgerRound) -> DecisionRecord:
         try:
             cid = cid_text(outcome.decision_cid)
             return DecisionRecord.from_bytes(self.store.get(cid, max_bytes=MAX_DECISION_BYTES))
@@ -194,7 +196,7 @@ class Replayer:
             raise HistoryUnavailable(f"round {record.round} declares an unusable policy: {error}") from error
 
     def _judge(
-        self, round_id: int, outcome: RoundRecord, events: Sequence[ChainEvent]
+        self, round_id: int, outcome: LedgerRound, events: Sequence[ChainEvent]
     ) -> tuple[RoundVerdict, Decision | None]:
         """Recompute the round first (so that the state can follow it whatever the verdict), then
         check, in order: the digest on chain, the declared policy, the inputs block, every field of
@@ -203,7 +205,9 @@ class Replayer:
         if self.runner is None:
             self.runner = self._runner_for(record)
         runner = self.runner
-        ledger = Ledger.from_events(events, until_block=record.inputs_block)
+        ledger = Ledger.from_events(
+            events, until_block=record.inputs_block, initial_reputation=self.initial_reputation
+        )
         assert self._profiles is not None
         inputs: RoundInputs = gather_inputs(round_id, ledger, self._profiles.fetch(ledger), runner.params)
         if len(inputs.organizations) < 2:
@@ -250,7 +254,8 @@ def read_history(market: MarketClient, from_block: int) -> list[ChainEvent]:
 
 def verify_rounds(market: MarketClient, store: ContentStore, from_block: int) -> list[RoundVerdict]:
     """Recompute every round from chain + store and judge it (see the module docstring)."""
-    return Replayer(store).advance(read_history(market, from_block))
+    replayer = Replayer(store, read_constants(market).initial_reputation)
+    return replayer.advance(read_history(market, from_block))
 
 
 def summarize(verdicts: Iterable[RoundVerdict]) -> dict[str, int]:

@@ -46,7 +46,7 @@ PolicyName = Literal["linucb", "random", "heuristic", "oracle"]
 POLICY_NAMES: tuple[str, ...] = ("linucb", "random", "heuristic", "oracle")
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-Pair = tuple[str, str]
+DirectedPair = tuple[str, str]
 #: ``gain_fn(org_ids) -> (n, n)`` true expected gains ``[teacher, student]`` (simulation only).
 GainFunction = Callable[[Sequence[str]], FloatArray]
 _STATELESS_DIGEST = sha256_hex(b"knexa.policy.stateless.v1")
@@ -164,7 +164,7 @@ class Decision:
     bonus: FloatArray
     score: FloatArray
     beta: float
-    pairs: tuple[Pair, ...]
+    pairs: tuple[DirectedPair, ...]
     chosen_arms: IntArray
     chosen_contexts: FloatArray
     total_score: float = field(default=0.0)
@@ -219,8 +219,8 @@ class ObserveResult:
     """What `Policy.observe` did with a round's reports."""
 
     round: int
-    used: tuple[Pair, ...]
-    missing: tuple[Pair, ...]
+    used: tuple[DirectedPair, ...]
+    missing: tuple[DirectedPair, ...]
     state_digest: str
 
 
@@ -309,8 +309,8 @@ class Policy(ABC):
         )
 
     def split_rewards(
-        self, decision: Decision, rewards: Mapping[Pair, float | None]
-    ) -> tuple[IntArray, FloatArray, tuple[Pair, ...], tuple[Pair, ...]]:
+        self, decision: Decision, rewards: Mapping[DirectedPair, float | None]
+    ) -> tuple[IntArray, FloatArray, tuple[DirectedPair, ...], tuple[DirectedPair, ...]]:
         """Validate ``rewards`` against ``decision``: (chosen-row indices, rewards, used, missing)."""
         if decision.params_digest != self.params.digest():
             raise ValueError("decision was made under other policy parameters")
@@ -320,8 +320,8 @@ class Policy(ABC):
             raise ValueError(f"rewards for pairs that were not chosen: {stray[:3]}")
         rows: list[int] = []
         values: list[float] = []
-        used: list[Pair] = []
-        missing: list[Pair] = []
+        used: list[DirectedPair] = []
+        missing: list[DirectedPair] = []
         for i, pair in enumerate(decision.pairs):
             r = rewards.get(pair)
             if r is None:
@@ -334,7 +334,7 @@ class Policy(ABC):
             used.append(pair)
         return np.array(rows, dtype=np.int64), np.array(values, dtype=np.float64), tuple(used), tuple(missing)
 
-    def observe(self, decision: Decision, rewards: Mapping[Pair, float | None]) -> ObserveResult:
+    def observe(self, decision: Decision, rewards: Mapping[DirectedPair, float | None]) -> ObserveResult:
         """Take a round's reports into account (stateless policies only validate them)."""
         _, _, used, missing = self.split_rewards(decision, rewards)
         return ObserveResult(decision.round, used, missing, self.state_digest())
@@ -361,7 +361,7 @@ class LinUCBPolicy(Policy):
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         return tuple(self.bandit.scores(build_contexts(table, teachers, students)))  # type: ignore[return-value]
 
-    def observe(self, decision: Decision, rewards: Mapping[Pair, float | None]) -> ObserveResult:
+    def observe(self, decision: Decision, rewards: Mapping[DirectedPair, float | None]) -> ObserveResult:
         """Update the bandit with the reported pairs, in canonical pair order; skip missing ones."""
         rows, values, used, missing = self.split_rewards(decision, rewards)
         self.bandit.update(decision.chosen_contexts[rows], values, round=decision.round)

@@ -23,8 +23,8 @@ import numpy as np
 
 from chain.units import from_wad
 from exchange.cid import cid_text
-from market.documents import Candidate, DecisionRecord, Pair, Policy, ProfileDoc, RewardInput
-from market.ledger import Ledger, RoundRecord
+from market.documents import Candidate, DecisionPair, DecisionRecord, Policy, ProfileDoc, RewardInput
+from market.ledger import Ledger, LedgerRound
 from matchmaker.canonical import canonical_json
 from matchmaker.context import arm_index, build_contexts
 from matchmaker.errors import InputError
@@ -166,11 +166,11 @@ class PolicyRunner:
             profiles=dict(inputs.profile_cids),
             rewards=tuple(self._pending_rewards),
             candidates=candidates,
-            chosen=tuple(Pair(teacher, student) for teacher, student in decision.pairs),
+            chosen=tuple(DecisionPair(teacher, student) for teacher, student in decision.pairs),
             inputs_block=inputs.inputs_block,
         )
 
-    def observe(self, decision: Decision, outcome: RoundRecord) -> None:
+    def observe(self, decision: Decision, outcome: LedgerRound) -> None:
         """Learn from a finalized round as it happened on chain (its pairs, its reported gains).
 
         The pairs on chain are normally the decision's; if a matchmaker deviated, the state

@@ -17,6 +17,7 @@ from exchange.cid import cid_binary
 from exchange.store import ContentStore
 from market.documents import DecisionRecord
 from market.ledger import Ledger, LedgerFollower
+from market.parameters import read_constants
 from matchmaker.audit import MATCH, MISMATCH, HistoryUnavailable, ProfileCache, Replayer, RoundVerdict
 from matchmaker.policies import Decision, PolicyParams
 from matchmaker.runner import PolicyRunner, gather_inputs
@@ -74,7 +75,9 @@ class Matchmaker:
         self.round_blocks = round_blocks
         self.plan_hook = plan_hook
         self.accept_mismatches = accept_mismatches
-        self.replayer = Replayer(store, runner=PolicyRunner(params, seed))
+        self.replayer = Replayer(
+            store, read_constants(market).initial_reputation, runner=PolicyRunner(params, seed)
+        )
         self._follower = LedgerFollower(market, from_block)
         self._profiles = ProfileCache(store)
 

@@ -35,7 +35,7 @@ from exchange.errors import ExchangeError
 from exchange.local import LocalStore
 from exchange.store import ContentStore
 from market.errors import MarketError
-from market.ledger import Ledger, LedgerFollower, OrgStatus, PairRecord, RoundRecord
+from market.ledger import Ledger, LedgerFollower, LedgerPair, LedgerRound, OrganizationStatus
 from market.sealing import open_knowledge, publish_sealed
 from org.errors import LearnerRefusedError, OrgValueError
 from org.learners import Learner
@@ -113,7 +113,7 @@ class OrgRuntime:
         self._save()
         return actions
 
-    def _in_time(self, round_record: RoundRecord, act: Callable[[], list[Action]]) -> list[Action]:
+    def _in_time(self, round_record: LedgerRound, act: Callable[[], list[Action]]) -> list[Action]:
         """Run a teach/learn step; if the round closed while it worked (the learner was slower than
         the deadline), say so and go on: the market treats it as a no-show, the agent keeps running."""
         try:
@@ -124,7 +124,7 @@ class OrgRuntime:
             log.warning("round %d closed before this organization finished: %s", round_record.round_id, error)
             return [Action("missed", round_record.round_id, f"the round closed first ({error.name})")]
 
-    def _teach(self, ledger: Ledger, round_record: RoundRecord, pair: PairRecord) -> list[Action]:
+    def _teach(self, ledger: Ledger, round_record: LedgerRound, pair: LedgerPair) -> list[Action]:
         student = ledger.organizations[pair.student]
         key = f"{round_record.round_id}:{pair.student}"
         if key in self.state.nothing_to_teach:
@@ -168,7 +168,7 @@ class OrgRuntime:
         log.warning("round %d: refused the bundle of %s: %s", round_id, teacher_name, error)
         return PendingReport(teacher, REJECTED_GAIN, self.store.put(note), str(error))
 
-    def _learn(self, ledger: Ledger, round_record: RoundRecord, pair: PairRecord) -> list[Action]:
+    def _learn(self, ledger: Ledger, round_record: LedgerRound, pair: LedgerPair) -> list[Action]:
         key = str(round_record.round_id)
         pending = self.state.reports.get(key)
         kind = "reported"
@@ -222,7 +222,7 @@ class OrgRuntime:
             return []
         latest = max(finished)
         me = ledger.organizations.get(self.address)
-        if me is None or me.status is not OrgStatus.ACTIVE:
+        if me is None or me.status is not OrganizationStatus.ACTIVE:
             self.state.profile_round = latest
             return []
         cid = self.store.put(self.learner.profile().to_bytes())

@@ -33,14 +33,13 @@ from agent.data.splits import Suite, check_disjoint
 from agent.models.tokenizer import Codec
 from agent.sandbox import Evaluator
 from agent.world import ExperimentConfig, build_federation_suite, make_agents
-
-Pair = tuple[str, str]
+from matchmaker.policies import DirectedPair
 
 
 @dataclass(frozen=True)
-class RoundRecord:
+class RoundOutcome:
     round: int
-    pairs: tuple[Pair, ...]
+    pairs: tuple[DirectedPair, ...]
     gains: dict[str, float]  # student -> validation Pass@1 gain
     test: dict[str, float]  # org -> test Pass@1 after the round
     bundle_sizes: dict[str, int] = field(default_factory=dict)  # student -> entries kept by its teacher
@@ -49,13 +48,13 @@ class RoundRecord:
 
 class PairingFn(Protocol):
     def __call__(
-        self, round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundRecord]
-    ) -> list[Pair]: ...
+        self, round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundOutcome]
+    ) -> list[DirectedPair]: ...
 
 
 def random_pairing(
-    round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundRecord]
-) -> list[Pair]:
+    round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundOutcome]
+) -> list[DirectedPair]:
     """Every organisation is a student of a uniformly random other one (a random derangement)."""
     if len(orgs) < 2:
         return []
@@ -67,8 +66,8 @@ def random_pairing(
 
 
 def round_robin_pairing(
-    round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundRecord]
-) -> list[Pair]:
+    round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundOutcome]
+) -> list[DirectedPair]:
     """Round r: student i learns from organisation (i + 1 + r mod (n - 1)) mod n: a fixed rotation."""
     n = len(orgs)
     if n < 2:
@@ -77,7 +76,7 @@ def round_robin_pairing(
     return [(orgs[(i + shift) % n], orgs[i]) for i in range(n)]
 
 
-def check_pairs(pairs: Sequence[Pair], orgs: Sequence[str]) -> None:
+def check_pairs(pairs: Sequence[DirectedPair], orgs: Sequence[str]) -> None:
     """Directed pairs between known organisations, no self-pairs, at most one per role."""
     known = set(orgs)
     teachers = [t for t, _ in pairs]
@@ -120,19 +119,19 @@ def run_method(
     seed: int,
     progress: ProgressFn | None = None,
     log: LogFn | None = None,
-) -> list[RoundRecord]:
+) -> list[RoundOutcome]:
     """Run ``cfg.rounds`` rounds on (already cloned) agents; ``pairing=None`` is local-only."""
     by_name = {a.name: a for a in agents}
     names = [a.name for a in agents]
     rng = random.Random(f"{seed}/pairing")
-    history: list[RoundRecord] = []
+    history: list[RoundOutcome] = []
     bind = getattr(pairing, "bind", None)
     if bind is not None:  # a matchmaker policy: it starts each run from the organizations' profiles
         bind(agents, seed, {a.name: a.validate(evaluator) for a in agents})
     for r in range(cfg.rounds):
         gains: dict[str, float] = {}
         sizes: dict[str, int] = {}
-        pairs: list[Pair] = []
+        pairs: list[DirectedPair] = []
         if isinstance(pairing, CentralDistillation):
             answers = {a.name: a.teach(suite.transfer, evaluator, cfg.teacher) for a in agents}
             consensus = consensus_payload(
@@ -158,7 +157,7 @@ def run_method(
         results = {a.name: a.evaluate(suite.test, evaluator) for a in agents} if tested else {}
         test = {name: res.rate for name, res in results.items()}
         by_category = {name: res.by_category(suite.test) for name, res in results.items()}
-        history.append(RoundRecord(r + 1, tuple(pairs), gains, test, sizes, by_category))
+        history.append(RoundOutcome(r + 1, tuple(pairs), gains, test, sizes, by_category))
         if log is not None:
             mean_gain = statistics.fmean(gains.values()) if gains else 0.0
             log(

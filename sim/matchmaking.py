@@ -20,8 +20,16 @@ from agent.data.templates import CATEGORIES
 from agent.models.zoo import n_params
 from market.privacy import PrivacyAccountant, release_histogram, size_bucket_of
 from matchmaker.features import OrgFeatures
-from matchmaker.policies import Decision, Policy, PolicyName, PolicyParams, make_policy, rng_for_round
-from sim.experiment import Pair, RoundRecord
+from matchmaker.policies import (
+    Decision,
+    DirectedPair,
+    Policy,
+    PolicyName,
+    PolicyParams,
+    make_policy,
+    rng_for_round,
+)
+from sim.experiment import RoundOutcome
 
 REPUTATION_WEIGHT = 0.2
 
@@ -65,8 +73,8 @@ class PolicyPairing:
             )
 
     def __call__(
-        self, round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundRecord]
-    ) -> list[Pair]:
+        self, round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundOutcome]
+    ) -> list[DirectedPair]:
         if self._policy is None:
             raise RuntimeError("bind the pairing to the run's agents first")
         if history and self._decision is not None:
@@ -78,7 +86,7 @@ class PolicyPairing:
         self.decisions.append(decision)
         return [(teacher, student) for teacher, student in decision.pairs]
 
-    def _observe(self, record: RoundRecord) -> None:
+    def _observe(self, record: RoundOutcome) -> None:
         assert self._policy is not None
         assert self._decision is not None
         teacher_of = {student: teacher for teacher, student in record.pairs}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sim.experiment import (
-    RoundRecord,
+    RoundOutcome,
     check_pairs,
     mean_ci,
     random_pairing,
@@ -24,7 +24,7 @@ ORGS = ["org0", "org1", "org2", "org3", "org4"]
 @pytest.mark.parametrize("pairing", [random_pairing, round_robin_pairing])
 def test_pairings_are_valid_matchings(pairing: object) -> None:
     rng = random.Random(0)
-    history: list[RoundRecord] = []
+    history: list[RoundOutcome] = []
     for r in range(8):
         pairs = pairing(r, ORGS, rng, history)  # type: ignore[operator]
         check_pairs(pairs, ORGS)

@@ -21,7 +21,15 @@ from exchange.errors import (
 )
 from exchange.ipfs import IpfsStore
 from exchange.local import LocalStore
-from market.documents import Candidate, DecisionRecord, Pair, PeftSummary, Policy, ProfileDoc, RewardInput
+from market.documents import (
+    Candidate,
+    DecisionPair,
+    DecisionRecord,
+    PeftSummary,
+    Policy,
+    ProfileDoc,
+    RewardInput,
+)
 
 ORGS = [Account.from_key(bytes([i + 1]) * 32).address for i in range(4)]
 
@@ -56,7 +64,7 @@ def decision() -> DecisionRecord:
             Candidate(b, a, (1.0, 0.2, 2 / 3), 0.1, 0.3, 0.4),
             Candidate(c, d, (1.0, 5e-324, -0.0), -0.1, 0.9, 0.8),
         ),
-        chosen=(Pair(a, b), Pair(c, d)),
+        chosen=(DecisionPair(a, b), DecisionPair(c, d)),
     )
 
 
@@ -167,7 +175,7 @@ def test_decision_round_trips_exactly() -> None:
 
 def test_decision_addresses_are_checksummed_whatever_the_input() -> None:
     a, b, *_ = ORGS
-    assert Pair(a.lower(), b.lower()) == Pair(a, b)
+    assert DecisionPair(a.lower(), b.lower()) == DecisionPair(a, b)
     value = decision().to_json()
     value["orgs"] = [org.lower() for org in ORGS]
     with pytest.raises(SchemaError, match="checksummed"):
@@ -177,8 +185,10 @@ def test_decision_addresses_are_checksummed_whatever_the_input() -> None:
 @pytest.mark.parametrize(
     "mutate",
     [
-        lambda r: replace(r, chosen=(Pair(ORGS[0], ORGS[2]),)),  # not a scored candidate
-        lambda r: replace(r, chosen=(Pair(ORGS[0], ORGS[1]), Pair(ORGS[0], ORGS[1]))),  # twice a teacher
+        lambda r: replace(r, chosen=(DecisionPair(ORGS[0], ORGS[2]),)),  # not a scored candidate
+        lambda r: replace(
+            r, chosen=(DecisionPair(ORGS[0], ORGS[1]), DecisionPair(ORGS[0], ORGS[1]))
+        ),  # twice a teacher
         lambda r: replace(r, orgs=(ORGS[0], ORGS[1], ORGS[2])),  # candidate names a non-member
         lambda r: replace(r, orgs=(*ORGS, ORGS[0])),  # duplicate org
         lambda r: replace(r, rewards=(RewardInput(7, ORGS[0], ORGS[1], 0.1),)),  # reward from the future

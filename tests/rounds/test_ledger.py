@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from chain.client import OrganizationStatus
 from chain.devchain import DevChain
 from chain.units import ether, to_wad
-from market.ledger import Ledger, LedgerError, OrgStatus
+from market.ledger import Ledger, LedgerError
+from market.parameters import read_constants
 from tests.chain.helpers import account_of, cid_of, open_ring, public_key, register_three
 
-_STATUS = {
-    OrganizationStatus.ACTIVE: OrgStatus.ACTIVE,
-    OrganizationStatus.EXITING: OrgStatus.EXITING,
-    OrganizationStatus.EXITED: OrgStatus.EXITED,
-}
+
+def _initial(chain: DevChain) -> int:
+    return read_constants(chain.client()).initial_reputation
 
 
 def _assert_matches_chain(chain: DevChain, ledger: Ledger) -> None:
@@ -22,7 +20,7 @@ def _assert_matches_chain(chain: DevChain, ledger: Ledger) -> None:
     assert list(ledger.organizations) == client.organization_addresses()
     for address, record in ledger.organizations.items():
         state = client.organization(address)
-        assert _STATUS[state.status] is record.status
+        assert state.status is record.status
         assert (record.stake, record.reputation, record.credits) == (
             state.stake,
             state.reputation,
@@ -65,7 +63,7 @@ def test_ledger_replays_a_busy_history(dev_chain: DevChain) -> None:
     late.complete_exit()
 
     events = dev_chain.events().read(dev_chain.deployment.deploy_block)
-    ledger = Ledger.from_events(events)
+    ledger = Ledger.from_events(events, initial_reputation=_initial(dev_chain))
     _assert_matches_chain(dev_chain, ledger)
     assert ledger.eligible() == addresses  # the exited organization is no longer eligible
     assert ledger.open_round() is None
@@ -73,7 +71,9 @@ def test_ledger_replays_a_busy_history(dev_chain: DevChain) -> None:
     assert ledger.rounds[2].gains()[(addresses[0], addresses[1])] == to_wad(0.4)
 
     # Folding only up to the block before round 2 opened gives the state the matchmaker saw then.
-    before_round_2 = Ledger.from_events(events, until_block=ledger.rounds[2].opened_block - 1)
+    before_round_2 = Ledger.from_events(
+        events, until_block=ledger.rounds[2].opened_block - 1, initial_reputation=_initial(dev_chain)
+    )
     assert list(before_round_2.rounds) == [1]
     assert before_round_2.open_round() is None
 
@@ -84,6 +84,6 @@ def test_ledger_rejects_an_inconsistent_log(dev_chain: DevChain) -> None:
     events = dev_chain.events().read(dev_chain.deployment.deploy_block)
     without_registrations = [event for event in events if event.name != "OrganizationRegistered"]
     with pytest.raises(LedgerError, match="unregistered organization"):
-        Ledger.from_events(without_registrations)
+        Ledger.from_events(without_registrations, initial_reputation=_initial(dev_chain))
     with pytest.raises(LedgerError, match="arrived after"):
-        Ledger.from_events([*events, events[0]])
+        Ledger.from_events([*events, events[0]], initial_reputation=_initial(dev_chain))
