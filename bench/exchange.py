@@ -13,7 +13,7 @@ Measures, on this machine:
 Top-k ids are random and log-probabilities are random but sorted and normalised like real ones, so
 zlib figures are a lower bound on what real predictions compress to. Text is real Python source
 (this repository's own files) cut to 3.2 characters per token, the ratio SmolLM2's tokenizer gives
-on code (shared/TOOLCHAIN.md).
+on code (docs/toolchain.md).
 
 Run: `.venv/bin/python bench/exchange.py` (about two minutes; `--quick` for a smoke run).
 """

@@ -1,12 +1,23 @@
-"""`knexa matchmaker ...`: the matchmaker's command line (pure parts; the round loop comes later)."""
+"""`knexa matchmaker policy`: the matchmaker's pure commands (the round loop is in `matchmaker.commands`)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
-from matchmaker.policies import POLICY_NAMES, PolicyParams, policy_commitment
+from matchmaker.options import (
+    beta0_option,
+    beta_schedule_option,
+    capacity_option,
+    parse_policy_params,
+    policy_file_option,
+    policy_option,
+    seed_option,
+    threshold_option,
+)
+from matchmaker.policies import policy_commitment
 
 app = typer.Typer(
     name="matchmaker",
@@ -16,42 +27,18 @@ app = typer.Typer(
 )
 
 
-def parse_policy_params(
-    policy: str, beta0: float, beta_schedule: str, capacity: int, threshold: float | None
-) -> PolicyParams:
-    if policy not in POLICY_NAMES:
-        raise typer.BadParameter(f"unknown policy {policy!r}; choose from {', '.join(POLICY_NAMES)}")
-    try:
-        return PolicyParams.from_dict(
-            {
-                "name": policy,
-                "beta0": beta0,
-                "beta_schedule": beta_schedule,
-                "capacity": capacity,
-                "threshold": threshold,
-            }
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-
-
 @app.command("policy")
 def policy_cmd(
-    policy: str = typer.Option("linucb", "--policy", "-p", help="linucb | random | heuristic | oracle"),
-    beta0: float = typer.Option(0.5, "--beta0", min=0.0, help="LinUCB exploration weight"),
-    beta_schedule: str = typer.Option(
-        "inverse_sqrt", "--beta-schedule", help="constant | sqrt_log | inverse_sqrt"
-    ),
-    capacity: int = typer.Option(
-        1, "--capacity", min=1, help="how many students a teacher may take per round"
-    ),
-    threshold: float | None = typer.Option(
-        None, "--threshold", help="only pairs scoring above this are matched"
-    ),
-    seed: int = typer.Option(0, "--seed", min=0, help="the matchmaker's committed seed"),
+    policy: str = policy_option(),
+    beta0: float = beta0_option(),
+    beta_schedule: str = beta_schedule_option(),
+    capacity: int = capacity_option(),
+    threshold: float | None = threshold_option(),
+    policy_file: Path | None = policy_file_option(),
+    seed: int = seed_option(),
 ) -> None:
     """Print policy parameters as canonical JSON with their on-chain commitment (`policyDigest`)."""
-    params = parse_policy_params(policy, beta0, beta_schedule, capacity, threshold)
+    params = parse_policy_params(policy, beta0, beta_schedule, capacity, threshold, policy_file)
     typer.echo(
         json.dumps(
             {

@@ -10,7 +10,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from matchmaker.cli import parse_policy_params
+from clikit import json_option
+from matchmaker.options import (
+    beta0_option,
+    beta_schedule_option,
+    capacity_option,
+    parse_policy_params,
+    threshold_option,
+)
 from sim.synthetic import SimConfig, SimResult, run_simulation
 
 app = typer.Typer(
@@ -42,17 +49,11 @@ def simulate(
     ),
     noise: float = typer.Option(0.02, "--noise", min=0.0, help="std of the reported gain's noise"),
     epsilon: float = typer.Option(1.0, "--epsilon", min=1e-6, help="DP epsilon of each profile histogram"),
-    beta0: float = typer.Option(0.5, "--beta0", min=0.0, help="LinUCB exploration weight"),
-    beta_schedule: str = typer.Option(
-        "inverse_sqrt", "--beta-schedule", help="constant | sqrt_log | inverse_sqrt"
-    ),
-    capacity: int = typer.Option(
-        1, "--capacity", min=1, help="how many students a teacher may take per round"
-    ),
-    threshold: float | None = typer.Option(
-        None, "--threshold", help="only pairs scoring above this are matched"
-    ),
-    json_output: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    beta0: float = beta0_option(),
+    beta_schedule: str = beta_schedule_option(),
+    capacity: int = capacity_option(),
+    threshold: float | None = threshold_option(),
+    json_output: bool = json_option(),
 ) -> None:
     """Run a synthetic federation under one or more policies and report regret against the oracle."""
     try:

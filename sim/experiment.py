@@ -1,6 +1,6 @@
 """The federation experiment: local-only vs peer-to-peer distillation under pluggable pairing.
 
-Fairness rules (the "honest science" of DESIGN.md):
+Fairness rules (the "honest science" the README promises):
 
 * every method spends the same optimizer steps of the same batch size per agent per round
   (a student's distillation step replaces, not adds to, its local step);
@@ -9,8 +9,8 @@ Fairness rules (the "honest science" of DESIGN.md):
 * the transfer set is disjoint from the test set (checked before anything runs);
 * several seeds; the summary reports means with 95% t-intervals, and paired differences.
 
-The pairing function is a plain callable so the lead can plug the real matchmaker
-policies (LinUCB) in: it gets the round number, the organisation names, a seeded RNG and
+The pairing function is a plain callable so that the real matchmaker policies (LinUCB,
+`sim.matchmaking`) plug in: it gets the round number, the organisation names, a seeded RNG and
 the history of previous rounds' reports, and returns directed ``(teacher, student)``
 pairs, each organisation at most once per role.
 """

@@ -5,7 +5,7 @@ organization's sanitised profile (model family, size bucket, LoRA rank, validati
 change, a DP-released category histogram) goes through `matchmaker.policies`, and after every round
 the students' validation gains are the rewards (`observe`). Reputation and credits, which come from
 the chain in the market, are kept here the way the contract keeps them: an EMA of the teacher's
-outcomes (weight 0.2, the market's default) and the sum of positive gains it caused.
+outcomes (with the default deployment's weight) and the sum of positive gains it caused.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from agent.agent import Agent
 from agent.data.templates import CATEGORIES
 from agent.models.zoo import n_params
+from market.parameters import BPS, DEFAULT_PARAMETERS
 from market.privacy import PrivacyAccountant, release_histogram, size_bucket_of
 from matchmaker.features import OrgFeatures
 from matchmaker.policies import (
@@ -31,7 +32,8 @@ from matchmaker.policies import (
 )
 from sim.experiment import RoundOutcome
 
-REPUTATION_WEIGHT = 0.2
+#: The market's reputation EMA weight, as the default deployment sets it (basis points -> fraction).
+REPUTATION_WEIGHT = DEFAULT_PARAMETERS.reputation_weight_bps / BPS
 
 
 class PolicyPairing:
