@@ -8,6 +8,7 @@ import typer
 
 from agent.cli import app as agent_app
 from chain.cli import app as chain_app
+from clikit import EXIT_CODES_HELP
 from exchange.cli import app as exchange_app
 from explorer.cli import app as explorer_app
 from knexa import __version__
@@ -22,7 +23,8 @@ from sim.cli import simulate
 
 app = typer.Typer(
     name="knexa",
-    help="knexa: a blockchain-audited marketplace where organizations improve small code LLMs together.",
+    help="knexa: a blockchain-audited marketplace where organizations improve small code LLMs together.\n\n"
+    + EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
 )
