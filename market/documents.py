@@ -31,11 +31,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar
 
 from exchange.canonical import DEFAULT_MAX_DOCUMENT_BYTES, Json, dumps_canonical, loads_canonical
 from exchange.cid import CidVersion, cid_of, normalize_cid
-from exchange.errors import SchemaError
+from exchange.errors import FormatError, SchemaError
 from exchange.schema import (
     as_address,
     as_cid,
@@ -51,7 +51,6 @@ from exchange.schema import (
     checksum_address,
 )
 
-ParamValue: TypeAlias = str | int | float | bool
 MAX_ROUND = 2**53
 MAX_BLOCK = 2**63 - 1
 MAX_ORGS = 10_000
@@ -201,20 +200,18 @@ class ProfileDoc:
 
 
 @dataclass(frozen=True)
-class Policy:
+class PolicyRecord:
+    """The policy a decision declares: its name and its parameters as plain JSON values."""
+
     name: str
-    params: Mapping[str, ParamValue] = field(default_factory=dict)
+    params: Mapping[str, Json] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         as_str(self.name, "policy.name")
-        params: dict[str, ParamValue] = {}
+        params: dict[str, Json] = {}
         for key, value in self.params.items():
             as_str(key, "policy.params key")
-            if isinstance(value, float):
-                value = check_float(value, f"policy.params.{key}")
-            elif not isinstance(value, str | int | bool):
-                raise SchemaError(f"policy.params.{key}: expected a string, number or boolean")
-            params[key] = value
+            params[key] = _param(value, key)
         _set(self, "params", params)
 
 
@@ -276,7 +273,7 @@ class DecisionRecord:
     """One round of the matchmaker: everything needed to recompute and audit its pairing."""
 
     round: int
-    policy: Policy
+    policy: PolicyRecord
     policy_digest: str
     state_digest: str
     orgs: tuple[str, ...]
@@ -417,7 +414,7 @@ class DecisionRecord:
             )
         return cls(
             round=as_int(doc["round"], "round", 0, MAX_ROUND),
-            policy=Policy(
+            policy=PolicyRecord(
                 as_str(policy["name"], "policy.name"), {k: _param(v, k) for k, v in params.items()}
             ),
             policy_digest=as_digest(doc["policy_digest"], "policy_digest"),
@@ -445,7 +442,12 @@ def _keys(value: Json) -> tuple[str, ...]:
     return tuple(value) if isinstance(value, dict) else ()
 
 
-def _param(value: Json, key: str) -> ParamValue:
-    if isinstance(value, str | bool | int | float):
-        return value
-    raise SchemaError(f"policy.params.{key}: expected a string, number or boolean")
+def _param(value: Json, key: str) -> Json:
+    """A policy parameter: any JSON value the canonical encoding accepts (finite numbers only)."""
+    if isinstance(value, float):
+        return check_float(value, f"policy.params.{key}")
+    try:
+        loads_canonical(dumps_canonical(value))
+    except FormatError as error:
+        raise SchemaError(f"policy.params.{key}: {error}") from None
+    return value

@@ -14,7 +14,6 @@ be recomputed from that round on).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,7 +186,10 @@ class Replayer:
 
     def _runner_for(self, record: DecisionRecord) -> PolicyRunner:
         try:
-            params = PolicyParams.from_dict(json.loads(str(record.policy.params["params"])))
+            declared = record.policy.params["params"]
+            if not isinstance(declared, dict):
+                raise TypeError("policy.params.params must be an object")
+            params = PolicyParams.from_dict(declared)
             seed = record.policy.params["seed"]
             if not isinstance(seed, int) or isinstance(seed, bool):
                 raise ValueError("seed must be an integer")

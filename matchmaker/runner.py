@@ -17,15 +17,13 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from chain.units import from_wad
 from exchange.cid import cid_text
-from market.documents import Candidate, DecisionPair, DecisionRecord, Policy, ProfileDoc, RewardInput
+from market.documents import Candidate, DecisionPair, DecisionRecord, PolicyRecord, ProfileDoc, RewardInput
 from market.ledger import Ledger, LedgerRound
-from matchmaker.canonical import canonical_json
 from matchmaker.context import arm_index, build_contexts
 from matchmaker.errors import InputError
 from matchmaker.features import OrgFeatures
@@ -159,7 +157,7 @@ class PolicyRunner:
         )
         return DecisionRecord(
             round=inputs.round_id,
-            policy=Policy(self.params.name, {"params": _json(self.params.to_dict()), "seed": self.seed}),
+            policy=PolicyRecord(self.params.name, {"params": self.params.to_dict(), "seed": self.seed}),
             policy_digest=self.commitment,
             state_digest=decision.state_digest,
             orgs=decision.org_ids,
@@ -209,7 +207,3 @@ class PolicyRunner:
             chosen_arms=arm_index(n, teachers, students),
             chosen_contexts=np.ascontiguousarray(build_contexts(decision.table, teachers, students)),
         )
-
-
-def _json(value: Any) -> str:
-    return canonical_json(value).decode("utf-8")

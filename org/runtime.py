@@ -109,7 +109,6 @@ class OrgRuntime:
                 if pair.student == self.address and pair.bundle_cid is not None and pair.gain is None:
                     actions += self._in_time(open_round, partial(self._learn, ledger, open_round, pair))
         actions += self._refresh_profile(ledger)
-        self.state.last_block = ledger.last_block
         self._save()
         return actions
 

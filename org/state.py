@@ -26,7 +26,6 @@ class PendingReport:
 
 @dataclass
 class RuntimeState:
-    last_block: int = -1
     reports: dict[str, PendingReport] = field(default_factory=dict)  # round id (text) -> result
     profile_round: int = 0  # the last round after which the profile was refreshed
     rejected: dict[str, str] = field(default_factory=dict)  # round id -> why its bundle was refused
@@ -39,7 +38,6 @@ class RuntimeState:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         reports = {key: PendingReport(**value) for key, value in data.get("reports", {}).items()}
         return cls(
-            last_block=int(data.get("last_block", -1)),
             reports=reports,
             profile_round=int(data.get("profile_round", 0)),
             rejected=dict(data.get("rejected", {})),

