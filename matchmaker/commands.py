@@ -63,16 +63,19 @@ def _matchmaker(
         fail("give exactly one of --key-env VAR or --dev-account N", json_output=json_output)
     if params.name == "oracle":
         fail("the oracle policy needs the true gains: it exists in simulations only", json_output=json_output)
-    account = account_from_env(key_env) if key_env else dev_account(dev_index or 0)
-    market, deployment = _market(rpc, manifest)
-    return Matchmaker(
-        market.with_account(account),
-        open_store(store),
-        params,
-        seed=seed,
-        from_block=deployment.deploy_block,
-        round_blocks=round_blocks,
-    )
+    try:
+        account = account_from_env(key_env) if key_env else dev_account(dev_index or 0)
+        market, deployment = _market(rpc, manifest)
+        return Matchmaker(
+            market.with_account(account),
+            open_store(store),
+            params,
+            seed=seed,
+            from_block=deployment.deploy_block,
+            round_blocks=round_blocks,
+        )
+    except (ChainError, ExchangeError, MarketError, MatchmakerError, KeyError) as error:
+        fail(error, json_output=json_output)
 
 
 def register(app: typer.Typer) -> None:
@@ -99,13 +102,10 @@ def register(app: typer.Typer) -> None:
         json_output: bool = json_option(),
     ) -> None:
         """Drive rounds: decide, commit the decision record, open, wait for the deadline, finalize."""
-        try:
-            params = parse_policy_params(policy, beta0, beta_schedule, capacity, threshold, policy_file)
-            matchmaker = _matchmaker(
-                rpc, manifest, store, key_env, dev_index, params, seed, round_blocks, json_output
-            )
-        except (ChainError, ExchangeError, MarketError, MatchmakerError, KeyError) as error:
-            fail(error, json_output=json_output)
+        params = parse_policy_params(policy, beta0, beta_schedule, capacity, threshold, policy_file)
+        matchmaker = _matchmaker(
+            rpc, manifest, store, key_env, dev_index, params, seed, round_blocks, json_output
+        )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         finalized = 0
@@ -160,13 +160,10 @@ def register(app: typer.Typer) -> None:
 
         from matchmaker.api import create_app
 
-        try:
-            params = parse_policy_params(policy, beta0, beta_schedule, capacity, threshold, policy_file)
-            matchmaker = _matchmaker(
-                rpc, manifest, store, key_env, dev_index, params, seed, round_blocks, json_output
-            )
-        except (ChainError, ExchangeError, MarketError, MatchmakerError, KeyError) as error:
-            fail(error, json_output=json_output)
+        params = parse_policy_params(policy, beta0, beta_schedule, capacity, threshold, policy_file)
+        matchmaker = _matchmaker(
+            rpc, manifest, store, key_env, dev_index, params, seed, round_blocks, json_output
+        )
         api = create_app(matchmaker)
         stop = threading.Event()
         if drive:
