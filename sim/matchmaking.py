@@ -18,7 +18,8 @@ import numpy as np
 from agent.agent import Agent
 from agent.data.templates import CATEGORIES
 from agent.models.zoo import n_params
-from market.parameters import BPS, DEFAULT_PARAMETERS
+from chain.units import from_wad, to_wad
+from market.parameters import DEFAULT_PARAMETERS, reputation_ema
 from market.privacy import PrivacyAccountant, release_histogram, size_bucket_of
 from matchmaker.features import OrgFeatures
 from matchmaker.policies import (
@@ -31,9 +32,6 @@ from matchmaker.policies import (
     rng_for_round,
 )
 from sim.experiment import RoundOutcome
-
-#: The market's reputation EMA weight, as the default deployment sets it (basis points -> fraction).
-REPUTATION_WEIGHT = DEFAULT_PARAMETERS.reputation_weight_bps / BPS
 
 
 class PolicyPairing:
@@ -105,7 +103,11 @@ class PolicyPairing:
             self._features[student] = _replace(mine, pass1=pass1, pass1_delta=max(-1.0, min(1.0, gain)))
             theirs = self._features[teacher]
             signal = (1.0 + max(-1.0, min(1.0, gain))) / 2.0
-            reputation = (1 - REPUTATION_WEIGHT) * theirs.reputation + REPUTATION_WEIGHT * signal
+            reputation = from_wad(
+                reputation_ema(
+                    to_wad(theirs.reputation), to_wad(signal), DEFAULT_PARAMETERS.reputation_weight_bps
+                )
+            )
             self._features[teacher] = _replace(
                 theirs, reputation=reputation, credits=theirs.credits + max(0.0, gain)
             )

@@ -7,7 +7,7 @@ import pytest
 from chain.devchain import DevChain
 from chain.units import ether, to_wad
 from market.ledger import Ledger, LedgerError
-from market.parameters import read_constants
+from market.parameters import read_constants, reputation_ema
 from tests.chain.helpers import account_of, cid_of, open_ring, public_key, register_three
 
 
@@ -69,6 +69,19 @@ def test_ledger_replays_a_busy_history(dev_chain: DevChain) -> None:
     assert ledger.open_round() is None
     assert [r.round_id for r in ledger.finalized_rounds()] == [1, 2]
     assert ledger.rounds[2].gains()[(addresses[0], addresses[1])] == to_wad(0.4)
+
+    # The per-round records are the events': every slash, reward and reputation move is there, and
+    # every move follows the contract's EMA (`market.parameters.reputation_ema`) for one of its signals.
+    assert sum(len(r.slashes) for r in ledger.rounds.values()) >= 1  # round 2's no-show teacher
+    assert {len(r.rewards) for r in ledger.rounds.values()} >= {2}
+    weight = dev_chain.client().parameters().reputation_weight_bps
+    wad = 10**18
+    for record in ledger.rounds.values():
+        signals = [0, wad // 2, wad] + [
+            (wad + gain) // 2 for gain in record.gains().values() if gain is not None
+        ]
+        for move in record.reputation_moves:
+            assert any(reputation_ema(move.old, signal, weight) == move.new for signal in signals), move
 
     # Folding only up to the block before round 2 opened gives the state the matchmaker saw then.
     before_round_2 = Ledger.from_events(
