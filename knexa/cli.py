@@ -115,7 +115,7 @@ class KnexaGroup(TyperGroup):
         if self._listing:  # `knexa --help`: the group's one-line help, without importing it
             return TyperGroup(name=cmd_name, help=GROUPS[cmd_name].help, short_help=GROUPS[cmd_name].help)
         if cmd_name not in self._loaded:
-            group: Command = typer.main.get_command(GROUPS[cmd_name].load())
+            group: Command = typer.main.get_group(GROUPS[cmd_name].load())
             group.name = cmd_name
             self._loaded[cmd_name] = group
         return self._loaded[cmd_name]

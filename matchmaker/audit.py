@@ -134,8 +134,12 @@ class ProfileCache:
 class Replayer:
     """Walks the rounds on chain in order, keeping the policy state a faithful matchmaker has.
 
-    Incremental: `advance` with a longer event log continues where it stopped. The live matchmaker
-    uses it to rebuild its own state after a restart (it keeps no private state that matters).
+    Incremental: `advance` with a longer event log (the same log, grown) continues where it
+    stopped, and every event is folded once into each of two ledgers: the head (all events seen)
+    and the one at the current round's inputs block, which moves forward round by round. So a
+    replay of R rounds is linear in the log, not quadratic. A record that names an inputs block
+    earlier than the previous round's (only a doctored one can) refolds from genesis for that round.
+    The live matchmaker uses it to rebuild its own state after a restart.
     """
 
     store: ContentStore
@@ -145,12 +149,37 @@ class Replayer:
     broken_at: int | None = None
     _observed_through: int = 0
     _profiles: ProfileCache | None = None
+    _head: Ledger | None = None
+    _head_count: int = 0
+    _at: Ledger | None = None
+    _at_count: int = 0
+    _at_block: int = -1
+
+    def _fold_head(self, events: Sequence[ChainEvent]) -> Ledger:
+        if self._head is None or len(events) < self._head_count:
+            self._head, self._head_count = Ledger(initial_reputation=self.initial_reputation), 0
+        for event in events[self._head_count :]:
+            self._head.apply(event)
+        self._head_count = len(events)
+        return self._head
+
+    def ledger_at(self, events: Sequence[ChainEvent], block: int) -> Ledger:
+        """The ledger folded up to and including `block` (equal to `Ledger.from_events(..., block)`)."""
+        if self._at is None or block < self._at_block or len(events) < self._at_count:
+            self._at, self._at_count = Ledger(initial_reputation=self.initial_reputation), 0
+        ledger = self._at
+        while self._at_count < len(events) and events[self._at_count].block_number <= block:
+            ledger.apply(events[self._at_count])
+            self._at_count += 1
+        ledger.last_block = max(ledger.last_block, block)
+        self._at_block = block
+        return ledger
 
     def advance(self, events: Sequence[ChainEvent]) -> list[RoundVerdict]:
         """Judge every round in `events` not yet settled; returns all verdicts so far in round order."""
         if self._profiles is None:
             self._profiles = ProfileCache(self.store)
-        ledger = Ledger.from_events(events, initial_reputation=self.initial_reputation)
+        ledger = self._fold_head(events)
         for round_id in sorted(ledger.rounds):
             if round_id <= self._observed_through:
                 continue
@@ -207,9 +236,7 @@ class Replayer:
         if self.runner is None:
             self.runner = self._runner_for(record)
         runner = self.runner
-        ledger = Ledger.from_events(
-            events, until_block=record.inputs_block, initial_reputation=self.initial_reputation
-        )
+        ledger = self.ledger_at(events, record.inputs_block)
         assert self._profiles is not None
         inputs: RoundInputs = gather_inputs(round_id, ledger, self._profiles.fetch(ledger), runner.params)
         if len(inputs.organizations) < 2:
