@@ -5,6 +5,7 @@ that carries fields this version does not define must declare a newer format ver
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Collection
@@ -90,6 +91,13 @@ def as_address(value: Json, path: str) -> str:
 def checksum_address(value: str, path: str = "address") -> str:
     if not isinstance(value, str) or not is_address(value):
         raise SchemaError(f"{path}: {value!r} is not an Ethereum address")
+    return _checksummed(value)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _checksummed(value: str) -> str:
+    """EIP-55 form of a valid address; cached, since a decision record repeats each address N times
+    and the checksum costs a keccak."""
     return str(to_checksum_address(value))
 
 

@@ -15,10 +15,9 @@ import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from web3 import Web3
-
 from chain.client import MarketClient, OrganizationStatus, SlashReason
 from chain.events import ChainEvent, EventReader
+from exchange.schema import checksum_address
 from market.errors import LedgerError
 from market.parameters import read_constants
 
@@ -187,7 +186,7 @@ class Ledger:
     # ------------------------------------------------------------------ folding
 
     def _org(self, address: str) -> LedgerOrganization:
-        key = Web3.to_checksum_address(address)
+        key = checksum_address(address)
         if key not in self.organizations:
             raise LedgerError(f"event refers to unregistered organization {key}")
         return self.organizations[key]
@@ -213,7 +212,7 @@ class Ledger:
         self.parameters = {str(key): int(value) for key, value in event.args["parameters"].items()}
 
     def _on_OrganizationRegistered(self, event: ChainEvent) -> None:  # noqa: N802
-        address = Web3.to_checksum_address(event.args["organization"])
+        address = checksum_address(event.args["organization"])
         self.organizations[address] = LedgerOrganization(
             address=address,
             name=str(event.args["name"]),
@@ -243,7 +242,7 @@ class Ledger:
         org.stake = 0
 
     def _on_Withdrawn(self, event: ChainEvent) -> None:  # noqa: N802
-        account = Web3.to_checksum_address(event.args["account"])
+        account = checksum_address(event.args["account"])
         if account in self.organizations:
             self.organizations[account].pending_withdrawal -= int(event.args["amount"])
 
@@ -263,8 +262,8 @@ class Ledger:
 
     def _on_PairAssigned(self, event: ChainEvent) -> None:  # noqa: N802
         round_record = self._round(int(event.args["roundId"]))
-        teacher = Web3.to_checksum_address(event.args["teacher"])
-        student = Web3.to_checksum_address(event.args["student"])
+        teacher = checksum_address(event.args["teacher"])
+        student = checksum_address(event.args["student"])
         round_record.pairs.append(
             LedgerPair(int(event.args["pairIndex"]), teacher, student, assigned=EventRef.of(event))
         )
@@ -272,7 +271,7 @@ class Ledger:
 
     def _pair(self, event: ChainEvent) -> LedgerPair:
         round_record = self._round(int(event.args["roundId"]))
-        student = Web3.to_checksum_address(event.args["student"])
+        student = checksum_address(event.args["student"])
         for pair in round_record.pairs:
             if pair.student == student:
                 return pair
@@ -290,24 +289,24 @@ class Ledger:
         pair.reported = EventRef.of(event)
 
     def _on_RewardPaid(self, event: ChainEvent) -> None:  # noqa: N802
-        teacher = Web3.to_checksum_address(event.args["teacher"])
+        teacher = checksum_address(event.args["teacher"])
         fee, credits = int(event.args["fee"]), int(event.args["credits"])
         self._credit(teacher, fee)
         self._org(teacher).credits += credits
-        student = Web3.to_checksum_address(event.args["student"])
+        student = checksum_address(event.args["student"])
         reward = RewardRecord(teacher, student, fee, credits, EventRef.of(event))
         self._round(int(event.args["roundId"])).rewards.append(reward)
 
     def _on_FeeRefunded(self, event: ChainEvent) -> None:  # noqa: N802
-        student = Web3.to_checksum_address(event.args["student"])
+        student = checksum_address(event.args["student"])
         fee = int(event.args["fee"])
         self._org(student).stake += fee
         self._round(int(event.args["roundId"])).refunds.append(RefundRecord(student, fee, EventRef.of(event)))
 
     def _on_Slashed(self, event: ChainEvent) -> None:  # noqa: N802
         amount = int(event.args["amount"])
-        offender = Web3.to_checksum_address(event.args["offender"])
-        beneficiary = Web3.to_checksum_address(event.args["beneficiary"])
+        offender = checksum_address(event.args["offender"])
+        beneficiary = checksum_address(event.args["beneficiary"])
         self._org(offender).stake -= amount
         self._credit(beneficiary, amount)
         record = SlashRecord(
@@ -316,7 +315,7 @@ class Ledger:
         self._round(int(event.args["roundId"])).slashes.append(record)
 
     def _on_ReputationUpdated(self, event: ChainEvent) -> None:  # noqa: N802
-        organization = Web3.to_checksum_address(event.args["organization"])
+        organization = checksum_address(event.args["organization"])
         old, new = int(event.args["oldReputation"]), int(event.args["newReputation"])
         self._org(organization).reputation = new
         move = ReputationMove(organization, old, new, EventRef.of(event))
