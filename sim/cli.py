@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clikit import json_option
+from clikit import fail, json_option
 from matchmaker.options import (
     beta0_option,
     beta_schedule_option,
@@ -18,6 +18,9 @@ from matchmaker.options import (
     parse_policy_params,
     threshold_option,
 )
+from matchmaker.policies import PolicyParams
+from sim.errors import SimError
+from sim.fanout import BACKENDS, fan_out
 from sim.synthetic import SimConfig, SimResult, run_simulation
 
 app = typer.Typer(
@@ -26,6 +29,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def simulate_job(job: tuple[PolicyParams, SimConfig]) -> SimResult:
+    """One policy's run of the synthetic federation (a module-level function: it is sent to workers)."""
+    params, config = job
+    return run_simulation(params, config)
 
 
 @app.command()
@@ -53,9 +62,18 @@ def simulate(
     beta_schedule: str = beta_schedule_option(),
     capacity: int = capacity_option(),
     threshold: float | None = threshold_option(),
+    backend: str = typer.Option(
+        "serial", "--backend", help="serial (here), processes (a local pool) or ray (the .[sim] extra)"
+    ),
+    jobs: int = typer.Option(2, "--jobs", min=1, help="local workers for the processes and ray backends"),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="join this Ray cluster (default: a private one on loopback)"
+    ),
     json_output: bool = json_option(),
 ) -> None:
     """Run a synthetic federation under one or more policies and report regret against the oracle."""
+    if backend not in BACKENDS:
+        raise typer.BadParameter(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
     try:
         config = SimConfig(
             n_orgs=orgs,
@@ -80,13 +98,27 @@ def simulate(
         disable=json_output,
         transient=True,
     ) as progress:
-        for params in all_params:
-            task = progress.add_task(params.name, total=rounds)
+        if backend == "serial":
+            for params in all_params:
+                task = progress.add_task(params.name, total=rounds)
 
-            def tick(_round: int, task: TaskID = task) -> None:
-                progress.advance(task)
+                def tick(_round: int, task: TaskID = task) -> None:
+                    progress.advance(task)
 
-            results[params.name] = run_simulation(params, config, on_round=tick)
+                results[params.name] = run_simulation(params, config, on_round=tick)
+        else:
+            progress.add_task(f"{len(all_params)} policies on {backend}", total=None)
+            try:
+                done = fan_out(
+                    simulate_job,
+                    [(params, config) for params in all_params],
+                    backend=backend,  # type: ignore[arg-type]  # checked against BACKENDS above
+                    workers=jobs,
+                    ray_address=ray_address,
+                )
+            except SimError as error:
+                fail(error)
+            results = {result.policy: result for result in done}
     summary: dict[str, Any] = {name: res.summary() for name, res in results.items()}
     if json_output:
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
