@@ -18,7 +18,8 @@ from exchange.store import ContentStore
 from market.documents import DecisionRecord
 from market.ledger import Ledger, LedgerFollower
 from market.parameters import read_constants
-from matchmaker.audit import MATCH, MISMATCH, HistoryUnavailable, ProfileCache, Replayer, RoundVerdict
+from matchmaker.audit import MATCH, MISMATCH, Replayer, RoundVerdict
+from matchmaker.inputs import ProfileFetcher
 from matchmaker.policies import Decision, PolicyParams
 from matchmaker.runner import PolicyRunner, gather_inputs
 
@@ -79,7 +80,7 @@ class Matchmaker:
             store, read_constants(market).initial_reputation, runner=PolicyRunner(params, seed)
         )
         self._follower = LedgerFollower(market, from_block)
-        self._profiles = ProfileCache(store)
+        self._profiles = ProfileFetcher(store)
 
     # ------------------------------------------------------------------ reading
 
@@ -118,10 +119,7 @@ class Matchmaker:
             return StepResult("waiting", open_round.round_id, f"{blocks_left} blocks to the deadline")
         self.verdicts()
         round_id = max(ledger.rounds, default=0) + 1
-        try:
-            profiles = self._profiles.fetch(ledger)
-        except HistoryUnavailable as error:
-            return StepResult("idle", None, f"waiting for the store: {error}")
+        profiles = self._profiles.fetch(ledger)  # never raises: who cannot be read is left out
         inputs = gather_inputs(round_id, ledger, profiles, self.params)
         if len(inputs.organizations) < 2:
             return StepResult("idle", None, f"{len(inputs.organizations)} eligible organization(s); need 2")
