@@ -30,6 +30,7 @@ class RuntimeState:
     profile_round: int = 0  # the last round after which the profile was refreshed
     rejected: dict[str, str] = field(default_factory=dict)  # round id -> why its bundle was refused
     nothing_to_teach: list[str] = field(default_factory=list)  # "round:student" the learner had nothing for
+    neutral: dict[str, str] = field(default_factory=dict)  # round id -> why a neutral gain was reported
 
     @classmethod
     def load(cls, path: Path) -> RuntimeState:
@@ -42,6 +43,7 @@ class RuntimeState:
             profile_round=int(data.get("profile_round", 0)),
             rejected=dict(data.get("rejected", {})),
             nothing_to_teach=list(data.get("nothing_to_teach", [])),
+            neutral=dict(data.get("neutral", {})),
         )
 
     def save(self, path: Path) -> None:
