@@ -20,6 +20,7 @@ from web3 import Web3
 from chain.client import MarketClient, OrganizationStatus, SlashReason
 from chain.events import ChainEvent, EventReader
 from market.errors import LedgerError
+from market.follower import ResetGuard
 from market.parameters import read_constants
 
 __all__ = [
@@ -360,10 +361,21 @@ class LedgerFollower:
 
     def __init__(self, market: MarketClient, from_block: int) -> None:
         self.market = market
+        self.from_block = from_block
         self._reader = EventReader(market.w3, market.contract)
+        self._guard = ResetGuard(market)
+        self._start_clean()
+
+    def _start_clean(self) -> None:
+        ledger = Ledger(initial_reputation=read_constants(self.market).initial_reputation)  # may raise
         self._events: list[ChainEvent] = []
-        self._read_through = from_block - 1
-        self._ledger = Ledger(initial_reputation=read_constants(market).initial_reputation)
+        self._read_through = self.from_block - 1
+        self._ledger = ledger
+
+    @property
+    def resets(self) -> int:
+        """How many times the chain was found reset (or reorganised) and the follower started clean."""
+        return self._guard.resets
 
     @property
     def events(self) -> list[ChainEvent]:
@@ -377,11 +389,16 @@ class LedgerFollower:
     def sync(self) -> tuple[Ledger, int]:
         """Read events up to the current block; returns the ledger folded up to it and that block."""
         head = self.market.block_number()
+        changed = self._guard.changed(head)
+        if changed is not None:
+            self._start_clean()  # if the new chain cannot be read yet, the next sync detects it again
+            self._guard.reset(changed)
         if head > self._read_through:
             new_events = self._reader.read(self._read_through + 1, head)
             for event in new_events:
                 self._ledger.apply(event)
             self._events += new_events
             self._read_through = head
+            self._guard.remember(head)
         self._ledger.last_block = max(self._ledger.last_block, head)
         return self._ledger, head

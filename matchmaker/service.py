@@ -76,17 +76,29 @@ class Matchmaker:
         self.round_blocks = round_blocks
         self.plan_hook = plan_hook
         self.accept_mismatches = accept_mismatches
-        self.replayer = Replayer(
-            store, read_constants(market).initial_reputation, runner=PolicyRunner(params, seed)
-        )
         self._follower = LedgerFollower(market, from_block)
-        self._profiles = ProfileFetcher(store)
+        self._start_clean()
+
+    def _start_clean(self) -> None:
+        """Policy state and caches rebuilt from nothing (at start, and after a chain reset)."""
+        self.replayer = Replayer(
+            self.store,
+            read_constants(self.market).initial_reputation,
+            runner=PolicyRunner(self.params, self.seed),
+        )
+        self._profiles = ProfileFetcher(self.store)
+        self._resets_seen = self._follower.resets
 
     # ------------------------------------------------------------------ reading
 
     def sync(self) -> tuple[Ledger, int]:
-        """Read new events up to the current block; returns the ledger and that block number."""
-        return self._follower.sync()
+        """Read new events up to the current block; returns the ledger and that block number.
+
+        After a chain reset (the follower started clean), the replayed state starts clean too."""
+        synced = self._follower.sync()
+        if self._follower.resets != self._resets_seen:
+            self._start_clean()
+        return synced
 
     def judge_history(self) -> list[RoundVerdict]:
         """Replay the history read so far (incrementally) and return every round's verdict."""

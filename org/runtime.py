@@ -37,6 +37,7 @@ from exchange.errors import ExchangeError
 from exchange.local import LocalStore
 from exchange.store import ContentStore
 from market.errors import MarketError
+from market.follower import ChainKey, chain_key
 from market.ledger import Ledger, LedgerFollower, LedgerPair, LedgerRound, OrganizationStatus
 from market.sealing import open_knowledge, publish_sealed
 from org.errors import LearnerRefusedError, OrgValueError
@@ -96,14 +97,33 @@ class OrgRuntime:
         self.give_up_blocks = give_up_blocks
         self._waiting: set[str] = set()  # rounds whose bundle the store has not delivered yet (logged once)
         self._follower = LedgerFollower(market, from_block)
+        self._adopt(chain_key(market, from_block))
 
     @property
     def address(self) -> str:
         assert self.market.account is not None
         return str(self.market.account.address)
 
+    def _adopt(self, key: ChainKey) -> None:
+        """Keep `state.json` only if it belongs to the chain `key`; else start clean (said once)."""
+        if ChainKey.from_json(self.state.chain) == key:
+            return
+        if self.state != RuntimeState():
+            log.warning(
+                "state.json belongs to another chain (%s), not %s: a reset or redeploy; starting clean",
+                self.state.chain or "no chain key",
+                key.to_json(),
+            )
+        self.state = RuntimeState(chain=key.to_json())
+        self._waiting.clear()
+        self._save()
+
     def _sync(self) -> Ledger:
-        return self._follower.sync()[0]
+        resets = self._follower.resets
+        ledger = self._follower.sync()[0]
+        if self._follower.resets != resets:  # the follower started clean: so does the local state
+            self._adopt(chain_key(self.market, self.from_block))
+        return ledger
 
     def _save(self) -> None:
         self.state.save(self.state_path)
