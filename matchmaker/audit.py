@@ -21,7 +21,7 @@ from typing import Any
 from chain.client import MarketClient
 from chain.events import ChainEvent, EventReader
 from exchange.cid import cid_text
-from exchange.errors import ExchangeError
+from exchange.errors import ExchangeError, StoreError
 from exchange.store import ContentStore
 from market.documents import DecisionRecord
 from market.ledger import Ledger, LedgerRound
@@ -106,6 +106,7 @@ class Replayer:
     verdicts: dict[int, RoundVerdict] = field(default_factory=dict)
     broken_at: int | None = None
     _observed_through: int = 0
+    retry_store_errors: bool = False  # live matchmaker: a store outage is retried, not "unverifiable"
     _profiles: ProfileFetcher | None = None
 
     def advance(self, events: Sequence[ChainEvent]) -> list[RoundVerdict]:
@@ -128,6 +129,8 @@ class Replayer:
             try:
                 verdict, decision = self._judge(round_id, outcome, events)
             except HistoryUnavailable as error:
+                if self.retry_store_errors and isinstance(error.__cause__, StoreError):
+                    raise error.__cause__ from error  # nothing is settled: the next advance retries
                 self.broken_at = round_id
                 self.verdicts[round_id] = RoundVerdict(round_id, UNVERIFIABLE, None, str(error))
                 continue

@@ -85,6 +85,7 @@ class Matchmaker:
             self.store,
             read_constants(self.market).initial_reputation,
             runner=PolicyRunner(self.params, self.seed),
+            retry_store_errors=True,
         )
         self._profiles = ProfileFetcher(self.store)
         self._resets_seen = self._follower.resets

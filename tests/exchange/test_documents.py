@@ -225,3 +225,23 @@ def test_documents_get_the_same_cid_everywhere(ipfs_store: IpfsStore, local_stor
         assert ipfs_store.put(data, pin=False) == local_store.put(data) == document.cid()
         fetched = ipfs_store.get(document.cid())
         assert type(document).from_bytes(fetched) == document
+
+
+def test_exclusions_round_trip_sorted_and_are_omitted_when_empty() -> None:
+    outsider = Account.from_key(bytes([9]) * 32).address
+    other = Account.from_key(bytes([10]) * 32).address
+    record = replace(decision(), excluded={outsider: "unavailable: NotFoundError: gone", other: "oversized"})
+    value = record.to_json()
+    inputs = value["inputs"]
+    assert isinstance(inputs, dict)
+    listed = inputs["excluded"]
+    assert isinstance(listed, list)
+    assert [item["organization"] for item in listed] == sorted([outsider, other])  # type: ignore[index]
+    assert DecisionRecord.from_bytes(record.to_bytes()) == record
+    assert "excluded" not in decision().to_json()["inputs"]  # type: ignore[operator]  # old records keep their CID
+    with pytest.raises(SchemaError, match="sorted"):
+        DecisionRecord.from_json({**value, "inputs": {**inputs, "excluded": listed[::-1]}})
+    with pytest.raises(SchemaError, match="in the round"):
+        replace(decision(), excluded={ORGS[0]: "oversized"})
+    with pytest.raises(OutOfBoundsError):
+        RewardInput(6, ORGS[0], ORGS[1], 1e308)
