@@ -7,8 +7,6 @@ history does not replay (its code or declared policy changed) refuses to go on.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -151,16 +149,3 @@ class Matchmaker:
             self.market.block_number() + self.round_blocks,
         )
         return StepResult("opened", round_id, f"{len(plan.pairs)} pairs, decision record {cid}")
-
-    def run(
-        self, stop: threading.Event, poll_s: float = 1.0, on_step: Callable[[StepResult], None] | None = None
-    ) -> None:
-        """Step until `stop` is set, sleeping `poll_s` whenever there is nothing to do."""
-        while not stop.is_set():
-            result = self.step()
-            if on_step is not None:
-                on_step(result)
-            if result.action in ("waiting", "idle"):
-                stop.wait(poll_s)
-            else:
-                time.sleep(0)
