@@ -14,12 +14,16 @@ deployment block and says so once in the log.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from chain.client import MarketClient, rpc_errors
 from chain.errors import ChainError
+from chain.events import ChainEvent
 
 log = logging.getLogger("knexa.market")
 
@@ -69,10 +73,12 @@ class ResetGuard:
         self._hash = ""
         self.resets = 0
 
-    def remember(self, block: int) -> None:
-        """The follower has read through `block` (inclusive)."""
+    def remember(self, block: int, known_hash: str | None = None) -> str:
+        """The follower has read through `block` (inclusive); returns that block's hash."""
         if block >= 0 and block != self._block:
-            self._block, self._hash = block, _safe_hash(self.market, block)
+            self._block = block
+            self._hash = known_hash if known_hash is not None else _safe_hash(self.market, block)
+        return self._hash
 
     def changed(self, head: int) -> str | None:
         """Why the chain is not the one read so far (None when it is)."""
@@ -98,3 +104,89 @@ def _safe_hash(market: MarketClient, number: int) -> str:
         raise
     except Exception:  # BlockNotFound: the block is gone
         return ""
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return {"$bytes": bytes(value).hex()}
+    if isinstance(value, dict):
+        return {str(key): _encode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(item) for item in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$bytes"}:
+            return bytes.fromhex(value["$bytes"])
+        return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    return value
+
+
+class EventCache:
+    """The events a follower has read, on disk, so that a restarted process resumes incrementally.
+
+    One JSON line per event after a header line holding the `ChainKey`; a line `{"through": N}`
+    after each batch marks the block read through. The cache is used only when its key is the
+    chain's and the block it was read through still has the hash it had (no reset, no reorg);
+    otherwise it is discarded and the follower starts from the deployment block.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self, key: ChainKey) -> tuple[list[ChainEvent], int, str] | None:
+        """Cached (events, block read through, its hash), or None if there is no usable cache."""
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+            header = json.loads(lines[0]) if lines else None
+            if header is None or ChainKey.from_json(header.get("chain")) != key:
+                return None
+            events: list[ChainEvent] = []
+            pending: list[ChainEvent] = []
+            through, through_hash = -1, ""
+            for line in lines[1:]:
+                entry = json.loads(line)
+                if "through" in entry:
+                    events += pending
+                    pending = []
+                    through, through_hash = int(entry["through"]), str(entry["hash"])
+                else:
+                    pending.append(
+                        ChainEvent(
+                            name=str(entry["name"]),
+                            args=_decode(entry["args"]),
+                            block_number=int(entry["block"]),
+                            transaction_hash=str(entry["tx"]),
+                            log_index=int(entry["log"]),
+                        )
+                    )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # a torn or foreign file: re-read from the chain
+        return (events, through, through_hash) if through >= 0 else None
+
+    def start(self, key: ChainKey) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"chain": key.to_json()}) + "\n", encoding="utf-8")
+        os.replace(temporary, self.path)
+
+    def append(self, events: list[ChainEvent], through: int, through_hash: str) -> None:
+        lines = [
+            json.dumps(
+                {
+                    "name": event.name,
+                    "args": _encode(event.args),
+                    "block": event.block_number,
+                    "tx": event.transaction_hash,
+                    "log": event.log_index,
+                }
+            )
+            for event in events
+        ]
+        lines.append(json.dumps({"through": through, "hash": through_hash}))
+        with self.path.open("a", encoding="utf-8") as file:
+            file.write("\n".join(lines) + "\n")

@@ -37,7 +37,7 @@ from exchange.errors import ExchangeError
 from exchange.local import LocalStore
 from exchange.store import ContentStore
 from market.errors import MarketError
-from market.follower import ChainKey, chain_key
+from market.follower import ChainKey, EventCache, chain_key
 from market.ledger import Ledger, LedgerFollower, LedgerPair, LedgerRound, OrganizationStatus
 from market.sealing import open_knowledge, publish_sealed
 from org.errors import LearnerRefusedError, OrgValueError
@@ -96,7 +96,7 @@ class OrgRuntime:
         self.from_block = from_block
         self.give_up_blocks = give_up_blocks
         self._waiting: set[str] = set()  # rounds whose bundle the store has not delivered yet (logged once)
-        self._follower = LedgerFollower(market, from_block)
+        self._follower = LedgerFollower(market, from_block, EventCache(home / "events.jsonl"))
         self._adopt(chain_key(market, from_block))
 
     @property

@@ -110,3 +110,41 @@ def test_a_reset_chain_is_detected_and_everyone_starts_clean(
         assert [verdict.verdict for verdict in verdicts] == [MATCH]
     finally:
         node.stop()
+
+
+def test_a_restarted_runtime_resumes_from_its_event_cache(tmp_path: Path) -> None:
+    """The runtime keeps the events it read (under the chain's key): a restart reads only new blocks,
+    and its ledger is the one a full re-read gives."""
+    store = LocalStore(tmp_path / "store")
+    with AnvilNode() as node:
+        chain = DevChain(node=node).start()
+        _register(chain, store)
+        matchmaker = Matchmaker(
+            chain.matchmaker(), store, PolicyParams(), seed=1, from_block=0, round_blocks=40
+        )
+        assert matchmaker.step().action == "opened"
+        first = _runtimes(chain, store, tmp_path)
+        _play(first)
+        read_through = first[0]._follower.read_through
+        assert read_through > 0
+
+        reads: list[tuple[int, int | None]] = []
+        restarted = _runtimes(chain, store, tmp_path)[0]
+        original = restarted._follower._reader.read
+
+        def counting(from_block: int = 0, to_block: int | None = None, names: object = None) -> list:  # type: ignore[type-arg]
+            reads.append((from_block, to_block))
+            return original(from_block, to_block)
+
+        restarted._follower._reader.read = counting  # type: ignore[method-assign]
+        assert restarted._follower.read_through == read_through  # resumed before reading anything
+        chain.mine(2)
+        restarted.step()
+        assert reads
+        assert all(start > read_through for start, _ in reads)
+        fresh = Matchmaker(chain.matchmaker(), store, PolicyParams(), seed=1, from_block=0)
+        ledger, _ = fresh.sync()
+        mine = restarted._follower.sync()[0]
+        assert mine.rounds.keys() == ledger.rounds.keys()
+        assert mine.organizations == ledger.organizations
+        assert mine.rounds[1].pairs == ledger.rounds[1].pairs
