@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from chain.errors import ChainError
 from chain.units import from_wad
 from exchange.cid import cid_text
+from exchange.errors import ExchangeError
+from market.errors import MarketError
 from market.ledger import LedgerRound
 from matchmaker.driver import Driver
 from matchmaker.service import Matchmaker
@@ -117,12 +119,12 @@ def create_app(matchmaker: Matchmaker, driver: Driver | None = None) -> FastAPI:
         with lock:
             try:
                 ledger, _ = matchmaker.sync()
-            except ChainError as error:
+                history = matchmaker.judge_history()
+            except (ChainError, MarketError) as error:
                 raise HTTPException(503, f"chain unavailable: {error}") from error
-            verdicts = {
-                verdict.round_id: (verdict.verdict, verdict.first_difference)
-                for verdict in matchmaker.judge_history()
-            }
+            except ExchangeError as error:  # the live replayer retries store outages (no verdict yet)
+                raise HTTPException(503, f"store unavailable: {error}") from error
+            verdicts = {verdict.round_id: (verdict.verdict, verdict.first_difference) for verdict in history}
             return ledger.rounds, verdicts
 
     @app.get(

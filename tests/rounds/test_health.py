@@ -58,6 +58,7 @@ def test_health_follows_the_driver_through_a_chain_outage(tmp_path: Path) -> Non
         assert body["driver"]["status"] == "retrying"
         assert body["driver"]["error"].startswith("NodeUnavailableError")
         assert thread.is_alive()
+        assert client.get("/rounds").status_code == 503  # never a 500 while the chain is down
 
         node.start()
         _until(lambda: driver.state.error is None)
