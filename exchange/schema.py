@@ -14,7 +14,14 @@ from eth_utils.address import is_address, to_checksum_address
 
 from exchange.canonical import Json
 from exchange.cid import normalize_cid
-from exchange.errors import ExchangeError, NonFiniteError, OversizedError, SchemaError, UnknownFormatError
+from exchange.errors import (
+    ExchangeError,
+    NonFiniteError,
+    OutOfBoundsError,
+    OversizedError,
+    SchemaError,
+    UnknownFormatError,
+)
 
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 MAX_NAME = 128
@@ -57,7 +64,7 @@ def as_int(value: Json, path: str, low: int | None = None, high: int | None = No
     if not isinstance(value, int) or isinstance(value, bool):
         raise SchemaError(f"{path}: expected an integer")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise SchemaError(f"{path}: {value} outside [{low}, {high}]")
+        raise OutOfBoundsError(f"{path}: {value} outside [{low}, {high}]")
     return value
 
 
@@ -76,7 +83,7 @@ def check_float(value: float, path: str, low: float | None = None, high: float |
     if not math.isfinite(value):
         raise NonFiniteError(f"{path}: {value} is not finite")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise SchemaError(f"{path}: {value} outside [{low}, {high}]")
+        raise OutOfBoundsError(f"{path}: {value} outside [{low}, {high}]")
     return value
 
 

@@ -19,6 +19,7 @@ from chain.client import MarketClient, OrganizationStatus, SlashReason
 from chain.events import ChainEvent, EventReader
 from exchange.schema import checksum_address
 from market.errors import LedgerError
+from market.follower import EventCache, ResetGuard, chain_key
 from market.parameters import read_constants
 
 __all__ = [
@@ -357,12 +358,43 @@ class LedgerFollower:
     to keep a view of the past.
     """
 
-    def __init__(self, market: MarketClient, from_block: int) -> None:
+    def __init__(self, market: MarketClient, from_block: int, cache: EventCache | None = None) -> None:
+        """With `cache`, the events read are kept on disk and a restarted follower resumes from them
+        (after checking, at the first `sync`, that the chain is still the one they came from)."""
         self.market = market
+        self.from_block = from_block
         self._reader = EventReader(market.w3, market.contract)
+        self._guard = ResetGuard(market)
+        self._cache: EventCache | None = None
         self._events: list[ChainEvent] = []
         self._read_through = from_block - 1
-        self._ledger = Ledger(initial_reputation=read_constants(market).initial_reputation)
+        self._ledger: Ledger
+        self._start_clean()
+        self._cache = cache
+        if cache is not None:
+            key = chain_key(market, from_block)
+            cached = cache.load(key)
+            if cached is None:
+                cache.start(key)
+            else:
+                events, through, through_hash = cached
+                for event in events:
+                    self._ledger.apply(event)
+                self._events, self._read_through = events, through
+                self._guard.remember(through, through_hash)
+
+    def _start_clean(self) -> None:
+        ledger = Ledger(initial_reputation=read_constants(self.market).initial_reputation)  # may raise
+        if self._cache is not None:
+            self._cache.start(chain_key(self.market, self.from_block))
+        self._events = []
+        self._read_through = self.from_block - 1
+        self._ledger = ledger
+
+    @property
+    def resets(self) -> int:
+        """How many times the chain was found reset (or reorganised) and the follower started clean."""
+        return self._guard.resets
 
     @property
     def events(self) -> list[ChainEvent]:
@@ -376,11 +408,18 @@ class LedgerFollower:
     def sync(self) -> tuple[Ledger, int]:
         """Read events up to the current block; returns the ledger folded up to it and that block."""
         head = self.market.block_number()
+        changed = self._guard.changed(head)
+        if changed is not None:
+            self._start_clean()  # if the new chain cannot be read yet, the next sync detects it again
+            self._guard.reset(changed)
         if head > self._read_through:
             new_events = self._reader.read(self._read_through + 1, head)
             for event in new_events:
                 self._ledger.apply(event)
             self._events += new_events
             self._read_through = head
+            through_hash = self._guard.remember(head)
+            if self._cache is not None:
+                self._cache.append(new_events, head, through_hash)
         self._ledger.last_block = max(self._ledger.last_block, head)
         return self._ledger, head

@@ -21,11 +21,12 @@ from typing import Any
 from chain.client import MarketClient
 from chain.events import ChainEvent, EventReader
 from exchange.cid import cid_text
-from exchange.errors import ExchangeError
+from exchange.errors import ExchangeError, StoreError
 from exchange.store import ContentStore
-from market.documents import DecisionRecord, ProfileDoc
+from market.documents import DecisionRecord
 from market.ledger import Ledger, LedgerRound
 from market.parameters import read_constants
+from matchmaker.inputs import HistoryUnavailable, ProfileFetcher, recorded_unavailable
 from matchmaker.policies import Decision, PolicyParams, policy_commitment
 from matchmaker.runner import PolicyRunner, RoundInputs, gather_inputs
 
@@ -33,7 +34,6 @@ MATCH = "match"
 MISMATCH = "mismatch"
 UNVERIFIABLE = "unverifiable"
 MAX_DECISION_BYTES = 256 << 20
-MAX_PROFILE_BYTES = 1 << 20
 
 # The order in which fields are compared: the first difference is the most telling one.
 _FIELD_ORDER = (
@@ -68,10 +68,6 @@ class RoundVerdict:
         }
 
 
-class HistoryUnavailable(Exception):  # noqa: N818 - a state, not a programming error
-    """A document the replay needs cannot be fetched or parsed."""
-
-
 def first_difference(recorded: Any, recomputed: Any, path: str = "") -> str | None:
     """The path of the first difference between two JSON values (exact float comparison)."""
     if isinstance(recorded, dict) and isinstance(recomputed, dict):
@@ -96,40 +92,6 @@ def first_difference(recorded: Any, recomputed: Any, path: str = "") -> str | No
     return None
 
 
-class ProfileCache:
-    """Profile documents by CID, fetched from the store once and checked against their CID."""
-
-    def __init__(self, store: ContentStore) -> None:
-        self.store = store
-        self._docs: dict[str, ProfileDoc | None] = {}
-
-    def fetch(self, ledger: Ledger) -> dict[str, ProfileDoc]:
-        """The parsed profile of every eligible organization; malformed documents are left out.
-
-        Raises `HistoryUnavailable` when a document cannot be fetched at all (a missing document is
-        not the same as a bad one: leaving it out would change the decision).
-        """
-        found: dict[str, ProfileDoc] = {}
-        for address in ledger.eligible():
-            try:
-                cid = cid_text(ledger.organizations[address].profile_cid)
-            except ValueError:
-                continue
-            if cid not in self._docs:
-                try:
-                    data = self.store.get(cid, max_bytes=MAX_PROFILE_BYTES)
-                except ExchangeError as error:
-                    raise HistoryUnavailable(f"profile {cid} of {address}: {error}") from error
-                try:
-                    self._docs[cid] = ProfileDoc.from_bytes(data)
-                except (ExchangeError, ValueError):
-                    self._docs[cid] = None
-            doc = self._docs[cid]
-            if doc is not None:
-                found[cid] = doc
-        return found
-
-
 @dataclass
 class Replayer:
     """Walks the rounds on chain in order, keeping the policy state a faithful matchmaker has.
@@ -148,7 +110,8 @@ class Replayer:
     verdicts: dict[int, RoundVerdict] = field(default_factory=dict)
     broken_at: int | None = None
     _observed_through: int = 0
-    _profiles: ProfileCache | None = None
+    retry_store_errors: bool = False  # live matchmaker: a store outage is retried, not "unverifiable"
+    _profiles: ProfileFetcher | None = None
     _head: Ledger | None = None
     _head_count: int = 0
     _at: Ledger | None = None
@@ -178,7 +141,7 @@ class Replayer:
     def advance(self, events: Sequence[ChainEvent]) -> list[RoundVerdict]:
         """Judge every round in `events` not yet settled; returns all verdicts so far in round order."""
         if self._profiles is None:
-            self._profiles = ProfileCache(self.store)
+            self._profiles = ProfileFetcher(self.store)
         ledger = self._fold_head(events)
         for round_id in sorted(ledger.rounds):
             if round_id <= self._observed_through:
@@ -195,6 +158,8 @@ class Replayer:
             try:
                 verdict, decision = self._judge(round_id, outcome, events)
             except HistoryUnavailable as error:
+                if self.retry_store_errors and isinstance(error.__cause__, StoreError):
+                    raise error.__cause__ from error  # nothing is settled: the next advance retries
                 self.broken_at = round_id
                 self.verdicts[round_id] = RoundVerdict(round_id, UNVERIFIABLE, None, str(error))
                 continue
@@ -238,7 +203,8 @@ class Replayer:
         runner = self.runner
         ledger = self.ledger_at(events, record.inputs_block)
         assert self._profiles is not None
-        inputs: RoundInputs = gather_inputs(round_id, ledger, self._profiles.fetch(ledger), runner.params)
+        profiles = self._profiles.fetch(ledger, replay_unavailable=recorded_unavailable(record.excluded))
+        inputs: RoundInputs = gather_inputs(round_id, ledger, profiles, runner.params)
         if len(inputs.organizations) < 2:
             raise HistoryUnavailable(
                 f"round {round_id}: fewer than two usable organizations at its inputs block"

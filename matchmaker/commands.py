@@ -21,6 +21,7 @@ from exchange.errors import ExchangeError
 from exchange.stores import open_store
 from market.errors import MarketError
 from matchmaker.audit import MATCH, MISMATCH, summarize, verify_rounds
+from matchmaker.driver import Driver
 from matchmaker.errors import MatchmakerError
 from matchmaker.options import (
     beta0_option,
@@ -125,12 +126,11 @@ def register(app: typer.Typer) -> None:
                 if max_rounds is not None and finalized >= max_rounds:
                     stop.set()
 
+        driver = Driver(matchmaker, poll_s=poll, on_step=report, on_error=lambda m: console.print(m))
         try:
-            matchmaker.run(stop, poll_s=poll, on_step=report)
+            driver.run(stop)  # transient chain/store failures are retried with backoff
         except MatchmakerHalted as error:
             fail(error, json_output=json_output, code=ExitCode.HALTED)
-        except (ChainError, ExchangeError) as error:
-            fail(error, json_output=json_output)
         except KeyboardInterrupt:
             pass
 
@@ -164,20 +164,17 @@ def register(app: typer.Typer) -> None:
         matchmaker = _matchmaker(
             rpc, manifest, store, key_env, dev_index, params, seed, round_blocks, json_output
         )
-        api = create_app(matchmaker)
         stop = threading.Event()
-        if drive:
+        driver = Driver(matchmaker, poll_s=poll, on_error=lambda m: console.print(m)) if drive else None
+        api = create_app(matchmaker, driver)
+        if driver is not None:
+            driver.lock = api.state.lock
 
             def loop() -> None:
-                while not stop.is_set():
-                    with api.state.lock:
-                        try:
-                            result = matchmaker.step()
-                        except (MatchmakerHalted, ChainError, ExchangeError) as error:
-                            console.print(f"[bold red]matchmaker stopped:[/] {error}")
-                            return
-                    if result.action in ("waiting", "idle"):
-                        stop.wait(poll)
+                try:
+                    driver.run(stop)  # transient failures are retried; /health shows the state
+                except MatchmakerHalted as error:
+                    console.print(f"[bold red]matchmaker halted:[/] {error}")
 
             threading.Thread(target=loop, name="matchmaker-rounds", daemon=True).start()
         try:

@@ -27,6 +27,7 @@ from market.ledger import Ledger, LedgerRound
 from matchmaker.context import arm_index, build_contexts
 from matchmaker.errors import InputError
 from matchmaker.features import OrgFeatures
+from matchmaker.inputs import INVALID, UNAVAILABLE, ProfileInputs, cap_pairs, reason
 from matchmaker.policies import Decision, PolicyParams, make_policy, policy_commitment, rng_for_round
 
 #: Decision records list every scored arm while there are at most this many (N <= 64); beyond,
@@ -52,7 +53,10 @@ def features_from_profile(
     if tuple(doc.categories) != params.categories:
         raise InputError("the profile's categories differ from the policy's")
     clipped = [value if value > 0.0 else 0.0 for value in doc.histogram]
-    total = math.fsum(clipped)
+    try:
+        total = math.fsum(clipped)  # documents bound each value to [0, 1]; this guards other callers
+    except OverflowError as error:
+        raise InputError(f"histogram: {error}") from error
     if total <= 0.0:
         histogram = tuple(1.0 / len(clipped) for _ in clipped)
     else:
@@ -82,36 +86,48 @@ class RoundInputs:
     organizations: tuple[str, ...]
     profile_cids: Mapping[str, str]
     features: Mapping[str, OrgFeatures]
+    excluded: Mapping[str, str] = dataclasses.field(default_factory=dict)  # org -> why it is left out
+    max_pairs: int | None = None  # the contract's maxPairsPerRound at the inputs block
 
 
 def gather_inputs(
-    round_id: int, ledger: Ledger, profiles: Mapping[str, ProfileDoc], params: PolicyParams
+    round_id: int, ledger: Ledger, profiles: ProfileInputs, params: PolicyParams
 ) -> RoundInputs:
     """The inputs of round `round_id` from a ledger folded up to the decision's inputs block.
 
-    `profiles` maps profile CID (text) to its parsed document; eligible organizations whose
-    profile is absent from it or unusable for this policy are left out (the same rule applies in
-    the replay, so the choice is checkable).
+    `profiles` holds the parsed documents by profile CID (text) and the organizations already
+    left out while fetching; an eligible organization whose profile is unusable for this policy is
+    left out too, with the reason (the same rule applies in the replay, so the choice is checkable).
     """
     organizations: list[str] = []
     cids: dict[str, str] = {}
     features: dict[str, OrgFeatures] = {}
+    excluded: dict[str, str] = {}
     for address in ledger.eligible():
+        if address in profiles.excluded:
+            excluded[address] = profiles.excluded[address]
+            continue
         record = ledger.organizations[address]
         try:
             cid = cid_text(record.profile_cid)
-        except ValueError:
-            continue  # an organization registered with something that is not a CID
-        doc = profiles.get(cid)
+        except ValueError as error:
+            excluded[address] = reason(INVALID, f"profile CID: {error}")
+            continue
+        doc = profiles.docs.get(cid)
         if doc is None:
+            excluded[address] = UNAVAILABLE
             continue
         try:
             features[address] = features_from_profile(doc, params, record.reputation, record.credits)
-        except InputError:
+        except InputError as error:
+            excluded[address] = reason(INVALID, str(error))
             continue
         organizations.append(address)
         cids[address] = cid
-    return RoundInputs(round_id, ledger.last_block, tuple(sorted(organizations)), cids, features)
+    max_pairs = ledger.parameters.get("maxPairsPerRound")
+    return RoundInputs(
+        round_id, ledger.last_block, tuple(sorted(organizations)), cids, features, excluded, max_pairs
+    )
 
 
 class PolicyRunner:
@@ -134,6 +150,7 @@ class PolicyRunner:
         decision = self.policy.select(
             inputs.round_id, inputs.organizations, inputs.features, rng_for_round(self.seed, inputs.round_id)
         )
+        decision = cap_pairs(decision, inputs.max_pairs)
         return decision, self._record(decision, inputs)
 
     def _record(self, decision: Decision, inputs: RoundInputs) -> DecisionRecord:
@@ -166,6 +183,7 @@ class PolicyRunner:
             candidates=candidates,
             chosen=tuple(DecisionPair(teacher, student) for teacher, student in decision.pairs),
             inputs_block=inputs.inputs_block,
+            excluded=dict(inputs.excluded),
         )
 
     def observe(self, decision: Decision, outcome: LedgerRound) -> None:

@@ -20,9 +20,11 @@ from chain.deploy import Deployment, verify_deployment
 from chain.errors import ChainError
 from chain.units import ether, from_wad
 from clikit import DEFAULT_RPC_URL, emit, fail, json_option, manifest_option, rpc_option, store_option
+from clikit.backoff import Backoff
 from exchange.cid import cid_binary
 from exchange.errors import ExchangeError
 from exchange.stores import open_store
+from market.errors import MarketError
 from org.identity import (
     PASSWORD_ENV,
     IdentityError,
@@ -36,6 +38,8 @@ from org.identity import (
 )
 from org.learners import Learner, UnknownLearnerError, build_learner
 from org.runtime import OrgRuntime
+
+log = logging.getLogger("knexa.org")
 
 app = typer.Typer(help="Run an organization: identity, registration, the agent, stake.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -237,9 +241,25 @@ def _join(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     rounds_done = 0
+    backoff = Backoff()
     try:
         while not stop.is_set():
-            for action in runtime.step():
+            try:
+                actions = runtime.step()
+            except (ChainError, ExchangeError, MarketError) as error:
+                # The chain or the store is down: the next step rebuilds what it needs from the
+                # chain and state.json, so wait (capped exponential backoff) and try again.
+                if once:
+                    fail(str(error), json_output=json_output)
+                first = backoff.state.error is None
+                wait = backoff.failed(error)
+                if first:
+                    log.warning("step failed, retrying with backoff: %s", backoff.state.error)
+                stop.wait(wait)
+                continue
+            if backoff.succeeded("step"):
+                log.warning("recovered after an outage")
+            for action in actions:
                 emit(
                     json_output, action.to_json(), f"round {action.round_id}: {action.kind}: {action.detail}"
                 )
@@ -250,8 +270,6 @@ def _join(
             stop.wait(poll if poll is not None else identity.config.poll_seconds)
     except KeyboardInterrupt:
         pass
-    except (ChainError, ExchangeError) as error:
-        fail(str(error), json_output=json_output)
 
 
 @app.command()

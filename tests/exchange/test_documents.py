@@ -15,6 +15,7 @@ from exchange.cid import cid_of
 from exchange.errors import (
     NonCanonicalError,
     NonFiniteError,
+    OutOfBoundsError,
     OversizedError,
     SchemaError,
     UnknownFormatError,
@@ -42,7 +43,7 @@ def profile(**changes: object) -> ProfileDoc:
         pass_at_1=0.125,
         pass_at_1_delta=-0.03125,
         categories=("strings", "math", "lists"),
-        histogram=(12.5, -0.75, 3.0),
+        histogram=(0.625, 0.0, 0.375),
         epsilon=0.5,
         budget_spent=1.5,
     )
@@ -137,6 +138,13 @@ def test_profile_round_trips_and_is_canonical() -> None:
         ({"pass_at_1": math.nan}, NonFiniteError),
         ({"histogram": (1.0, math.inf, 0.0)}, NonFiniteError),
         ({"histogram": (1.0, 2.0)}, SchemaError),
+        ({"histogram": (1e308, 1e308, 1e308)}, OutOfBoundsError),
+        ({"histogram": (0.5, 0.5, 0.5)}, OutOfBoundsError),
+        ({"histogram": (1.5, -0.5, 0.0)}, OutOfBoundsError),
+        ({"histogram": (math.nan, 0.5, 0.5)}, NonFiniteError),
+        ({"pass_at_1_delta": -1.5}, OutOfBoundsError),
+        ({"epsilon": 1e300, "budget_spent": 1e300}, OutOfBoundsError),
+        ({"budget_spent": 1e300}, OutOfBoundsError),
         ({"categories": ("a", "a", "b")}, SchemaError),
         ({"epsilon": 0.0}, SchemaError),
         ({"budget_spent": 0.1}, SchemaError),
@@ -217,3 +225,23 @@ def test_documents_get_the_same_cid_everywhere(ipfs_store: IpfsStore, local_stor
         assert ipfs_store.put(data, pin=False) == local_store.put(data) == document.cid()
         fetched = ipfs_store.get(document.cid())
         assert type(document).from_bytes(fetched) == document
+
+
+def test_exclusions_round_trip_sorted_and_are_omitted_when_empty() -> None:
+    outsider = Account.from_key(bytes([9]) * 32).address
+    other = Account.from_key(bytes([10]) * 32).address
+    record = replace(decision(), excluded={outsider: "unavailable: NotFoundError: gone", other: "oversized"})
+    value = record.to_json()
+    inputs = value["inputs"]
+    assert isinstance(inputs, dict)
+    listed = inputs["excluded"]
+    assert isinstance(listed, list)
+    assert [item["organization"] for item in listed] == sorted([outsider, other])  # type: ignore[index]
+    assert DecisionRecord.from_bytes(record.to_bytes()) == record
+    assert "excluded" not in decision().to_json()["inputs"]  # type: ignore[operator]  # old records keep their CID
+    with pytest.raises(SchemaError, match="sorted"):
+        DecisionRecord.from_json({**value, "inputs": {**inputs, "excluded": listed[::-1]}})
+    with pytest.raises(SchemaError, match="in the round"):
+        replace(decision(), excluded={ORGS[0]: "oversized"})
+    with pytest.raises(OutOfBoundsError):
+        RewardInput(6, ORGS[0], ORGS[1], 1e308)

@@ -42,7 +42,8 @@ def binary(cid: str) -> bytes:
 
 
 def profile(index: int, categories: tuple[str, ...]) -> ProfileDoc:
-    histogram = tuple(1.0 + ((index + position) % 3) for position in range(len(categories)))
+    weights = [1.0 + ((index + position) % 3) for position in range(len(categories))]
+    histogram = tuple(weight / sum(weights) for weight in weights)
     return ProfileDoc(
         model_family=("llama", "gpt2", "neox")[index],
         size_bucket="1",

@@ -24,7 +24,7 @@ CATEGORIES = PolicyParams().categories
 def profile(index: int, count: int) -> ProfileDoc:
     """Organization `index` is a specialist in two categories (distinct per organization)."""
     histogram = [0.02] * len(CATEGORIES)
-    histogram[(2 * index) % len(CATEGORIES)] = 0.5
+    histogram[(2 * index) % len(CATEGORIES)] = 0.52  # sums to 1 over 8 categories
     histogram[(2 * index + 1) % len(CATEGORIES)] = 0.36
     return ProfileDoc(
         model_family=["llama", "gpt2", "neox"][index % 3],
