@@ -1,0 +1,1 @@
+"""Simulations of the market: the federation benchmark's harness (no chain involved)."""
