@@ -538,18 +538,15 @@ def summarise(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             m: (statistics.fmean(prim[m]) - statistics.fmean(prim["local-only"])) / gap if gap else math.nan
             for m in methods
         }
-    curves: dict[str, list[dict[str, float]]] = {}
-    for m in methods:
-        points = [
-            {
-                "round": 0.0,
-                **mean_ci([statistics.fmean(by[m][s]["start"]["own_test"].values()) for s in seeds]),
-            }
-        ]
-        for i, rec in enumerate(by[m][seeds[0]]["rounds"] if seeds else []):
-            if rec["own_test"]:
-                vals = [statistics.fmean(by[m][s]["rounds"][i]["own_test"].values()) for s in seeds]
-                points.append({"round": float(rec["round"]), **mean_ci(vals)})
-        curves[m] = points
-    out["curve_primary"] = curves
+    for key, name in (("own_test", "curve_primary"), ("global_test", "curve_secondary")):
+        curves: dict[str, list[dict[str, float]]] = {}
+        for m in methods:
+            start = [statistics.fmean(by[m][s]["start"][key].values()) for s in seeds]
+            points = [{"round": 0.0, **mean_ci(start)}]
+            for i, rec in enumerate(by[m][seeds[0]]["rounds"] if seeds else []):
+                if rec[key]:
+                    vals = [statistics.fmean(by[m][s]["rounds"][i][key].values()) for s in seeds]
+                    points.append({"round": float(rec["round"]), **mean_ci(vals)})
+            curves[m] = points
+        out[name] = curves
     return out
