@@ -110,6 +110,7 @@ def probe_seed(
         world,
         "random",
         evaluator,
+        log=lambda line: print(f"[{time.time() - t0:.0f} s] {line}", flush=True),
         start_tests=({}, {}),
         keep_agents=True,
         tests=False,
@@ -136,6 +137,7 @@ def probe_seed(
             clone = by_name[s].clone()
             clone.seed = by_name[s].seed + REPLICATE_SEED_STEP * (rep + 1)
             local[rep][s] = train_alone(cfg, clone)
+        print(f"[{time.time() - t0:.0f} s] seed {seed}: probed every teacher of {s}", flush=True)
     pairs = sorted(values[0])
     c0, c1 = centred(values[0]), centred(values[1])
     mean_abs = statistics.fmean(abs(v) for rep in values for v in rep.values())
