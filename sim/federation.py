@@ -315,7 +315,8 @@ class RoundLog:
     val_nll: dict[str, float]
     own_test: dict[str, float] = field(default_factory=dict)
     global_test: dict[str, float] = field(default_factory=dict)
-    oracle_values: dict[str, float] = field(default_factory=dict)  # "teacher->student" (oracle only)
+    # oracle only: every trial's reward, "teacher->student" and "local->student" (training alone)
+    oracle_values: dict[str, float] = field(default_factory=dict)
 
 
 def evaluate_tests(
@@ -389,6 +390,7 @@ def run_seed_method(
                     oracle_values[f"{t}->{s}"] = trial[(t, s)][0]
                 clone = by_name[s].clone()
                 alone[s] = (train_alone(cfg, clone), clone)
+                oracle_values[f"local->{s}"] = alone[s][0]
             pairs = best_assignment(
                 {p: v[0] for p, v in trial.items()}, {s: v[0] for s, v in alone.items()}, names
             )
