@@ -47,7 +47,6 @@ from agent.central import consensus_payload
 from agent.data.splits import Suite, TransferItem, check_disjoint, pretraining_corpus
 from agent.data.templates import CATEGORIES
 from agent.data.world import OrgPlan, WorldConfig, build_world_suite, world_rows
-from agent.experiment import mean_ci, random_pairing, ratio_ci
 from agent.models.tokenizer import Codec, shared_tokenizer
 from agent.models.zoo import TINY_ZOO, ZOO, PretrainConfig, load_or_pretrain, n_params
 from agent.payload import BundleEntry, BundlePayload
@@ -55,8 +54,12 @@ from agent.sandbox import Evaluator
 from agent.student import DistillConfig
 from agent.teacher import TeacherConfig, targeted_prompts
 from agent.training import Budget
+from chain.units import from_wad, to_wad
+from market.parameters import DEFAULT_PARAMETERS, reputation_ema
+from market.privacy import PrivacyAccountant, release_histogram, size_bucket_of
+from matchmaker.features import OrgFeatures
 from matchmaker.policies import Decision, Policy, PolicyParams, make_policy, rng_for_round
-from matchmaker.profiles import OrgFeatures, PrivacyAccountant, release_histogram, size_bucket_of
+from sim.experiment import mean_ci, random_pairing, ratio_ci
 
 Pair = tuple[str, str]
 METHODS: tuple[str, ...] = ("local-only", "random", "heuristic", "central-kd", "knexa", "oracle")
@@ -296,9 +299,14 @@ class PolicyMethod:
             if r is None:
                 continue
             theirs = self.features[t]
-            signal = (1.0 + math.tanh(r / 0.02)) / 2.0  # reputation moves like the contract's EMA
+            # The teacher's reputation moves by the contract's rule (an EMA of a signal in [0, 1]).
+            signal = (1.0 + math.tanh(r / 0.02)) / 2.0
             values = theirs.to_dict()
-            values["reputation"] = 0.8 * theirs.reputation + 0.2 * signal
+            values["reputation"] = from_wad(
+                reputation_ema(
+                    to_wad(theirs.reputation), to_wad(signal), DEFAULT_PARAMETERS.reputation_weight_bps
+                )
+            )
             values["credits"] = theirs.credits + max(0.0, r)
             self.features[t] = OrgFeatures.from_dict(values)
         self.policy.observe(self.decision, rewards)
