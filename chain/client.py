@@ -29,8 +29,8 @@ from web3.exceptions import (
 from web3.types import TxParams, TxReceipt, Wei
 
 from chain.compiler import Artifact, load_artifact
-from chain.merkle import PairTree, unpack_pairs
 from chain.errors import ChainError, ContractReverted, ErrorDecoder, NodeUnavailableError, TransactionFailed
+from chain.merkle import PairTree, unpack_pairs
 from chain.units import ether
 
 RECEIPT_TIMEOUT_S = 120.0
@@ -660,6 +660,12 @@ class MarketClient:
             PairState(index=index, teacher=teacher, student=student, phase=self.pair_phase(round_id, index))
             for index, (teacher, student) in enumerate(tree.pairs)
         ]
+
+    def reported_gain(self, round_id: int, student: str) -> int | None:
+        """The gain (WAD) `student` reported in round `round_id` (events only), or None."""
+        topic = bytes.fromhex(Web3.to_checksum_address(student)[2:])
+        logs = self._event_logs("GainReported", [round_id.to_bytes(32, "big"), None, topic])
+        return int(logs[0]["gain"]) if logs else None
 
     def pending_withdrawal(self, address: str) -> int:
         value: int = self.call(self.contract.functions.pendingWithdrawal(Web3.to_checksum_address(address)))

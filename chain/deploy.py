@@ -78,7 +78,9 @@ def deploy_market(
     with rpc_errors(rpc_url or "the JSON-RPC node"):
         chain_id = w3.eth.chain_id
         transaction = factory.constructor(
-            deployer.address, Web3.to_checksum_address(matchmaker), parameters.as_abi(parameter_components(artifact.abi))
+            deployer.address,
+            Web3.to_checksum_address(matchmaker),
+            parameters.as_abi(parameter_components(artifact.abi)),
         ).build_transaction(
             {
                 "from": deployer.address,

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eth_utils import keccak, to_canonical_address, to_checksum_address
+from eth_utils.address import to_canonical_address, to_checksum_address
+from eth_utils.crypto import keccak
 
 from chain.errors import ChainError
 
@@ -83,12 +84,16 @@ def verify(proof: Sequence[bytes], root: bytes, leaf: bytes) -> bool:
 
 def pack_pairs(pairs: Sequence[tuple[str, str]]) -> bytes:
     """`openRound`'s packed pair list: 20-byte teacher then 20-byte student, per pair."""
-    return b"".join(to_canonical_address(teacher) + to_canonical_address(student) for teacher, student in pairs)
+    return b"".join(
+        to_canonical_address(teacher) + to_canonical_address(student) for teacher, student in pairs
+    )
 
 
 def unpack_pairs(packed: bytes) -> list[tuple[str, str]]:
     if not packed or len(packed) % PAIR_BYTES:
-        raise MerkleError(f"a packed pair list has a positive multiple of {PAIR_BYTES} bytes, not {len(packed)}")
+        raise MerkleError(
+            f"a packed pair list has a positive multiple of {PAIR_BYTES} bytes, not {len(packed)}"
+        )
     return [
         (to_checksum_address(packed[at : at + 20]), to_checksum_address(packed[at + 20 : at + 40]))
         for at in range(0, len(packed), PAIR_BYTES)

@@ -20,7 +20,9 @@ def test_merkle_known_answers_match_the_contract(dev_chain: DevChain) -> None:
     reader = dev_chain.client()
     # the contract's own leaf function, for several indices and rounds
     for round_id, index in [(1, 0), (7, 3), (2**40, 2**31)]:
-        on_chain = bytes(reader.call(reader.contract.functions.pairLeaf(round_id, index, addresses[0], addresses[1])))
+        on_chain = bytes(
+            reader.call(reader.contract.functions.pairLeaf(round_id, index, addresses[0], addresses[1]))
+        )
         assert on_chain == pair_leaf(round_id, index, addresses[0], addresses[1])
     # the root the contract computes at opening equals the one computed here
     _, pairs = open_ring(dev_chain, orgs)
@@ -62,7 +64,11 @@ def test_dispute_defective_and_unfounded_with_ledger_fold(dev_chain: DevChain) -
     orgs[2].dispute_bundle(1, addresses[1], cid_of("evidence-2"))
     orgs[0].report_gain(1, addresses[2], to_wad(-0.5), cid_of("adapter-0"))
     assert reader.held_bonds() == 2 * bond
-    assert [pair.state for pair in reader.pairs(1)] == [PairState.DISPUTED, PairState.DISPUTED, PairState.SETTLED]
+    assert [pair.state for pair in reader.pairs(1)] == [
+        PairState.DISPUTED,
+        PairState.DISPUTED,
+        PairState.SETTLED,
+    ]
 
     round_state = reader.round(1)
     dev_chain.mine_until(round_state.publish_deadline + 1)
@@ -76,12 +82,15 @@ def test_dispute_defective_and_unfounded_with_ledger_fold(dev_chain: DevChain) -
     state = {address: reader.organization(address) for address in addresses}
     slash = teacher_stake // 10
     assert state[addresses[1]].stake == ether(2)  # its fee and bond came back
-    assert reader.pending_withdrawal(addresses[1]) == slash + fee + bond  # slash from org 0, fee + bond from org 2
+    assert (
+        reader.pending_withdrawal(addresses[1]) == slash + fee + bond
+    )  # slash from org 0, fee + bond from org 2
     assert state[addresses[0]].stake == teacher_stake - slash
     assert state[addresses[2]].stake == ether(2) - fee - bond  # lost its bond
     assert reader.pending_withdrawal(addresses[2]) == fee  # org 0 reported: fee to org 2
     assert state[addresses[2]].reputation > 0  # a negative report did not hurt the teacher
-    assert reader.escrowed_fees() == 0 and reader.held_bonds() == 0
+    assert reader.escrowed_fees() == 0
+    assert reader.held_bonds() == 0
 
     events = dev_chain.events().read(dev_chain.deployment.deploy_block)
     outcomes = [Outcome(event.args["outcome"]) for event in events if event.name == "PairSettled"]

@@ -38,7 +38,11 @@ def test_full_round_register_open_publish_report_finalize_withdraw_exit(dev_chai
     orgs[1].report_gain(1, addresses[0], to_wad(0.25), cid_of("adapter-1"))
     orgs[2].report_gain(1, addresses[1], to_wad(-0.125), cid_of("adapter-2"))
     assert _accounted(dev_chain, addresses) == reader.contract_balance()
-    assert [pair.state for pair in reader.pairs(1)] == [PairState.SETTLED, PairState.SETTLED, PairState.PUBLISHED]
+    assert [pair.state for pair in reader.pairs(1)] == [
+        PairState.SETTLED,
+        PairState.SETTLED,
+        PairState.PUBLISHED,
+    ]
 
     dev_chain.mine_until(deadline + 1)
     dev_chain.matchmaker().finalize_round(1)

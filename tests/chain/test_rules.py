@@ -134,9 +134,7 @@ def test_wrong_teacher_publishes(market: tuple[DevChain, list[MarketClient], lis
     chain, orgs, everyone = market
     _, pairs = open_ring(chain, orgs)
     student_of_0 = pairs[0][1]
-    _rejected(
-        chain, everyone, lambda: orgs[2].publish_bundle(1, student_of_0, cid_of("b")), "NotInRound"
-    )
+    _rejected(chain, everyone, lambda: orgs[2].publish_bundle(1, student_of_0, cid_of("b")), "NotInRound")
 
 
 def test_wrong_student_reports(market: tuple[DevChain, list[MarketClient], list[str]]) -> None:
@@ -170,9 +168,7 @@ def test_report_before_bundle_and_out_of_range(
 ) -> None:
     chain, orgs, everyone = market
     _, pairs = open_ring(chain, orgs)
-    _rejected(
-        chain, everyone, lambda: orgs[1].report_gain(1, pairs[0][0], 1, cid_of("a")), "WrongPairState"
-    )
+    _rejected(chain, everyone, lambda: orgs[1].report_gain(1, pairs[0][0], 1, cid_of("a")), "WrongPairState")
     orgs[0].publish_bundle(1, pairs[0][1], cid_of("b"))
     _rejected(
         chain,
@@ -264,7 +260,9 @@ def test_exit_during_round_waits_for_its_settlement(
     _rejected(  # an exiting organization cannot be paired again
         chain,
         everyone,
-        lambda: chain.matchmaker().open_round(2, cid_of("d"), bytes(32), pairs, chain.w3.eth.block_number + 9),
+        lambda: chain.matchmaker().open_round(
+            2, cid_of("d"), bytes(32), pairs, chain.w3.eth.block_number + 9
+        ),
         "OrganizationNotActive",
     )
     orgs[1].complete_exit()
