@@ -437,8 +437,8 @@ contract KnexaMarket is OrganizationRegistry {
         round.status = RoundStatus.Finalized;
 
         Terms memory terms = _terms(roundId, round);
-        uint256 settledNow;
-        uint256 word;
+        uint256 settledNow = 0;
+        uint256 word = 0;
         for (uint256 i = 0; i < count; ++i) {
             if (i & 127 == 0) word = _pairStates[roundId][i >> 7];
             PairState state = PairState((word >> ((i & 127) * 2)) & 3);
@@ -465,7 +465,7 @@ contract KnexaMarket is OrganizationRegistry {
 
     /// @notice The state of pair `pairIndex` of round `roundId` (every pair of a finalized round is Settled).
     function pairState(uint256 roundId, uint256 pairIndex) external view returns (PairState) {
-        if (_rounds[roundId].status == RoundStatus.Finalized) return PairState.Settled;
+        if (uint8(_rounds[roundId].status) > uint8(RoundStatus.Open)) return PairState.Settled;
         return _storedState(roundId, pairIndex);
     }
 
@@ -482,7 +482,7 @@ contract KnexaMarket is OrganizationRegistry {
     /// @notice The id of the open round, or 0 when none is open.
     function openRoundId() public view returns (uint256) {
         uint256 last = nextRoundId - 1;
-        return _rounds[last].status == RoundStatus.Open ? last : 0;
+        return _rounds[last].status != RoundStatus.Open ? 0 : last;
     }
 
     /// @notice The Merkle leaf of pair `pairIndex` (teacher -> student) of round `roundId`.
@@ -528,10 +528,10 @@ contract KnexaMarket is OrganizationRegistry {
         }
     }
 
-    /// @dev Increment and return a per-round transient counter of `organization` under `tag`.
-    function _tincrement(uint256 roundId, uint256 tag, address organization) internal returns (uint256 value) {
+    /// @dev Increment and return a per-round transient counter of `member` under `tag`.
+    function _tincrement(uint256 roundId, uint256 tag, address member) internal returns (uint256 value) {
         assembly ("memory-safe") {
-            mstore(0x00, or(tag, organization))
+            mstore(0x00, or(tag, member))
             mstore(0x20, roundId)
             let slot := keccak256(0x00, 0x40)
             value := add(tload(slot), 1)
@@ -648,10 +648,10 @@ contract KnexaMarket is OrganizationRegistry {
     {
         OrgState storage teacherOrg = _orgs[teacher];
         OrgState storage studentOrg = _orgs[student];
-        uint256 slashed;
+        uint256 slashed = 0;
         uint256 teacherReputation;
         uint256 studentReputation;
-        address offender;
+        address offender = address(0);
         if (outcome == Outcome.NoBundle) {
             offender = teacher;
             slashed = _slash(teacherOrg, student, terms.slashBps);
@@ -682,8 +682,8 @@ contract KnexaMarket is OrganizationRegistry {
         OrgState storage studentOrg = _orgs[student];
         _escrowedFees -= terms.fee;
         _heldBonds -= terms.bond;
-        uint256 slashed;
-        address offender;
+        uint256 slashed = 0;
+        address offender = address(0);
         uint256 teacherReputation = teacherOrg.reputation;
         uint256 studentReputation = studentOrg.reputation;
         if (outcome == Outcome.Unfounded) {
