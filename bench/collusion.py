@@ -72,7 +72,7 @@ def run(rounds: int = 60, n_orgs: int = 8, seed: int = 3, collude: bool = True) 
         ids = federation.active_ids()
         decision = policy.select(round_id, ids, federation.features(), rng_for_round(seed, round_id))
         reports = federation.report(round_id, decision.org_ids, decision.pairs)
-        for (teacher, student), gain in list(reports.items()):
+        for teacher, student in list(reports):
             if {teacher, student} == set(colluders):
                 chosen += 1
                 if collude:
