@@ -1,6 +1,6 @@
 """Collusion under LinUCB, scored by the v1 and the v2 credit rules -> bench/results/collusion.json.
 
-A synthetic federation (matchmaker.simulation) of 8 organizations runs 60 rounds of LinUCB. In the
+A synthetic federation (sim.synthetic) of 8 organizations runs 60 rounds of LinUCB. In the
 colluding run, two organizations report the maximum gain (+1) for each other whatever they learnt;
 in the honest run (same seed, same events) they report their true noisy gains. Each run is scored
 with the credit rule of v1 (credits = positive reported gain) and of v2 (KnexaMarket: the positive
@@ -30,7 +30,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from matchmaker.policies import PolicyParams, make_policy, rng_for_round  # noqa: E402
-from matchmaker.simulation import Federation, SimConfig  # noqa: E402
+from sim.synthetic import Federation, SimConfig  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CREDIT_WINDOW = 10  # creditWindowRounds of chain.client.DEFAULT_PARAMETERS

@@ -289,7 +289,9 @@ class Ledger:
     def _move(self, round_record: LedgerRound, organization: str, new: int, event: ChainEvent) -> None:
         org = self._org(organization)
         if new != org.reputation:
-            round_record.reputation_moves.append(ReputationMove(organization, org.reputation, new, EventRef.of(event)))
+            round_record.reputation_moves.append(
+                ReputationMove(organization, org.reputation, new, EventRef.of(event))
+            )
         org.reputation = new
 
     def _on_BundlePublished(self, event: ChainEvent) -> None:  # noqa: N802
@@ -309,7 +311,9 @@ class Ledger:
         fee, credits = round_record.exchange_fee, int(event.args["credits"])
         self._credit(pair.teacher, fee)
         self._org(pair.teacher).credits += credits
-        round_record.rewards.append(RewardRecord(pair.teacher, pair.student, fee, credits, EventRef.of(event)))
+        round_record.rewards.append(
+            RewardRecord(pair.teacher, pair.student, fee, credits, EventRef.of(event))
+        )
         self._move(round_record, pair.teacher, int(event.args["teacherReputation"]), event)
         self._move(round_record, pair.student, int(event.args["studentReputation"]), event)
 

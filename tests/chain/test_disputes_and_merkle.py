@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from chain.client import Outcome, PairState
+from chain.client import Outcome, PairPhase
 from chain.devchain import DevChain
 from chain.errors import ContractReverted
 from chain.merkle import PairTree, merkle_proof, merkle_root, pack_pairs, pair_leaf, unpack_pairs, verify
 from chain.units import ether, to_wad
-from matchmaker.ledger import Ledger
+from market.ledger import Ledger
 from tests.chain.helpers import account_of, cid_of, open_ring, register_three
 
 
@@ -64,10 +64,10 @@ def test_dispute_defective_and_unfounded_with_ledger_fold(dev_chain: DevChain) -
     orgs[2].dispute_bundle(1, addresses[1], cid_of("evidence-2"))
     orgs[0].report_gain(1, addresses[2], to_wad(-0.5), cid_of("adapter-0"))
     assert reader.held_bonds() == 2 * bond
-    assert [pair.state for pair in reader.pairs(1)] == [
-        PairState.DISPUTED,
-        PairState.DISPUTED,
-        PairState.SETTLED,
+    assert [pair.phase for pair in reader.pairs(1)] == [
+        PairPhase.DISPUTED,
+        PairPhase.DISPUTED,
+        PairPhase.SETTLED,
     ]
 
     round_state = reader.round(1)
@@ -95,7 +95,7 @@ def test_dispute_defective_and_unfounded_with_ledger_fold(dev_chain: DevChain) -
     events = dev_chain.events().read(dev_chain.deployment.deploy_block)
     outcomes = [Outcome(event.args["outcome"]) for event in events if event.name == "PairSettled"]
     assert outcomes == [Outcome.DEFECTIVE, Outcome.UNFOUNDED]
-    ledger = Ledger.from_events(events)
+    ledger = Ledger.from_events(events, initial_reputation=0)
     for address in addresses:
         folded = ledger.organizations[address]
         assert (folded.stake, folded.reputation, folded.credits, folded.pending_withdrawal) == (

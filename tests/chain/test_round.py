@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chain.client import OrganizationStatus, Outcome, PairState, RoundStatus, cid_digest
+from chain.client import OrganizationStatus, Outcome, PairPhase, RoundStatus, cid_digest
 from chain.devchain import DevChain
 from chain.units import ether, to_wad
 from tests.chain.helpers import account_of, cid_of, open_ring, register_three
@@ -38,10 +38,10 @@ def test_full_round_register_open_publish_report_finalize_withdraw_exit(dev_chai
     orgs[1].report_gain(1, addresses[0], to_wad(0.25), cid_of("adapter-1"))
     orgs[2].report_gain(1, addresses[1], to_wad(-0.125), cid_of("adapter-2"))
     assert _accounted(dev_chain, addresses) == reader.contract_balance()
-    assert [pair.state for pair in reader.pairs(1)] == [
-        PairState.SETTLED,
-        PairState.SETTLED,
-        PairState.PUBLISHED,
+    assert [pair.phase for pair in reader.pairs(1)] == [
+        PairPhase.SETTLED,
+        PairPhase.SETTLED,
+        PairPhase.PUBLISHED,
     ]
 
     dev_chain.mine_until(deadline + 1)
