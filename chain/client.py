@@ -7,7 +7,6 @@ that a revert surfaces as a decoded `ContractReverted` *before* anything is sent
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ from web3.types import TxParams, TxReceipt, Wei
 
 from chain.compiler import Artifact, load_artifact
 from chain.errors import ChainError, ContractReverted, ErrorDecoder, NodeUnavailableError, TransactionFailed
+from chain.merkle import PairTree, unpack_pairs
 from chain.units import ether
 
 RECEIPT_TIMEOUT_S = 120.0
@@ -89,26 +89,75 @@ class RoundStatus(IntEnum):
     FINALIZED = 2
 
 
+class PairPhase(IntEnum):
+    """`KnexaMarket.PairState`: where one pair stands (named apart from the `PairState` view)."""
+
+    ASSIGNED = 0
+    PUBLISHED = 1
+    DISPUTED = 2
+    SETTLED = 3
+
+
 class SlashReason(IntEnum):
+    """Why a stake was slashed (derived from the `PairSettled` outcome)."""
+
     NO_BUNDLE = 0
     NO_REPORT = 1
+    DEFECTIVE = 2
+
+
+class Outcome(IntEnum):
+    """`KnexaMarket.Outcome`: how a pair was settled (in `GainReported` or `PairSettled`)."""
+
+    REPORTED = 0
+    NO_BUNDLE = 1
+    NO_REPORT = 2
+    DEFECTIVE = 3
+    UNFOUNDED = 4
+    UNRESOLVED = 5
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + char.lower() if char.isupper() else char for char in name).lstrip("_")
 
 
 @dataclass(frozen=True)
 class MarketParameters:
-    """Mirror of `OrganizationRegistry.MarketParameters` (wei, blocks, basis points)."""
+    """Mirror of `OrganizationRegistry.MarketParameters` (wei, blocks, rounds, basis points).
+
+    Converted to and from the contract by ABI field name (camelCase <-> snake_case), never by position.
+    """
 
     min_stake: int
     exchange_fee: int
     exit_cooldown_blocks: int
     min_round_blocks: int
+    dispute_bond: int
     max_round_blocks: int
+    min_report_window_blocks: int
+    verdict_window_blocks: int
+    credit_window_rounds: int
     slash_bps: int
     reputation_weight_bps: int
     max_pairs_per_round: int
+    teacher_capacity: int
 
-    def as_tuple(self) -> tuple[int, ...]:
-        return tuple(asdict(self).values())
+    def as_abi(self, components: Sequence[str]) -> tuple[int, ...]:
+        """The tuple in the order of the ABI's `components` (camelCase names)."""
+        values = asdict(self)
+        return tuple(values[_snake(name)] for name in components)
+
+    @classmethod
+    def from_abi(cls, named: dict[str, Any]) -> MarketParameters:
+        return cls(**{_snake(name): int(value) for name, value in named.items()})
+
+
+def parameter_components(abi: Sequence[Any]) -> list[str]:
+    """Field names of the MarketParameters struct in ABI order (from the `parameters` view)."""
+    for entry in abi:
+        if entry.get("type") == "function" and entry.get("name") == "parameters":
+            return [str(item["name"]) for item in entry["outputs"][0]["components"]]
+    raise ChainError("the ABI has no parameters() view")
 
 
 DEFAULT_PARAMETERS = MarketParameters(
@@ -116,25 +165,37 @@ DEFAULT_PARAMETERS = MarketParameters(
     exchange_fee=ether("0.01"),
     exit_cooldown_blocks=10,
     min_round_blocks=2,
+    dispute_bond=ether("0.05"),
     max_round_blocks=100_000,
+    min_report_window_blocks=2,
+    verdict_window_blocks=4,
+    credit_window_rounds=10,
     slash_bps=1_000,
     reputation_weight_bps=2_000,
-    max_pairs_per_round=128,
+    max_pairs_per_round=1_024,
+    teacher_capacity=4,
 )
 
 
 @dataclass(frozen=True)
 class Organization:
+    """An organization: the packed on-chain state plus what lives only in its events."""
+
     address: str
     status: OrganizationStatus
     registered_at_block: int
+    exit_requested_at_block: int
     exit_available_at_block: int
     stake: int
     reputation: int
     credits: int
-    profile_digest: bytes
     name: str
     encryption_public_key: bytes
+    profile_cid: bytes
+
+    @property
+    def profile_digest(self) -> bytes:
+        return cid_digest(self.profile_cid) if self.profile_cid else bytes(32)
 
 
 @dataclass(frozen=True)
@@ -142,23 +203,40 @@ class Round:
     round_id: int
     status: RoundStatus
     opened_at_block: int
-    deadline_block: int
+    publish_deadline: int
+    report_deadline: int
+    verdict_deadline: int
     pair_count: int
-    decision_digest: bytes
-    policy_digest: bytes
+    open_disputes: int
+    pairs_root: bytes
     exchange_fee: int
+    dispute_bond: int
+    decision_cid: bytes
+    policy_digest: bytes
+
+    @property
+    def deadline_block(self) -> int:
+        """The last block anything of the round's exchange happens in (the report deadline)."""
+        return self.report_deadline
 
 
 @dataclass(frozen=True)
 class PairState:
+    """One pair of a round as the chain shows it: its members and its phase."""
+
     index: int
     teacher: str
     student: str
-    bundle_published: bool
-    gain_reported: bool
-    gain: int
-    bundle_digest: bytes
-    adapter_digest: bytes
+    phase: PairPhase
+
+    @property
+    def bundle_published(self) -> bool:
+        """A bundle arrived, or the pair is settled (every pair of a finalized round is: see the events)."""
+        return self.phase is not PairPhase.ASSIGNED
+
+    @property
+    def gain_reported(self) -> bool:
+        return self.phase is PairPhase.SETTLED
 
 
 @dataclass(frozen=True)
@@ -171,13 +249,8 @@ class TxResult:
     receipt: TxReceipt
 
 
-def _snake(name: str) -> str:
-    """`registeredAtBlock` -> `registered_at_block` (ABI component names to Python field names)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
 def cid_digest(cid: bytes) -> bytes:
-    """The digest the contract stores for a CID: keccak256 of its binary form."""
+    """keccak256 of a CID's binary form."""
     return bytes(Web3.keccak(cid))
 
 
@@ -197,7 +270,7 @@ class MarketClient:
         self.contract: Contract = w3.eth.contract(address=self.address, abi=self.artifact.abi)
         self.account = account
         self.errors = ErrorDecoder(self.artifact.abi)
-        self._struct_fields: dict[str, tuple[str, ...]] = {}
+        self._trees: dict[int, PairTree] = {}
         with rpc_errors():
             self.chain_id = w3.eth.chain_id
 
@@ -288,6 +361,47 @@ class MarketClient:
             return error
         return TransactionFailed(f"transaction {transaction_hash} reverted on chain")
 
+    # ------------------------------------------------------------------ ABI helpers
+
+    def _outputs(self, function_name: str) -> list[dict[str, Any]]:
+        for entry in self.artifact.abi:
+            if entry.get("type") == "function" and entry.get("name") == function_name:
+                outputs: list[dict[str, Any]] = entry["outputs"]
+                return outputs
+        raise ChainError(f"the ABI has no function {function_name}")
+
+    def _inputs(self, function_name: str) -> list[dict[str, Any]]:
+        for entry in self.artifact.abi:
+            if entry.get("type") == "function" and entry.get("name") == function_name:
+                inputs: list[dict[str, Any]] = entry["inputs"]
+                return inputs
+        raise ChainError(f"the ABI has no function {function_name}")
+
+    def call_struct(self, function: ContractFunction, function_name: str) -> dict[str, Any]:
+        """Call a view that returns one struct; its fields by ABI name (camelCase)."""
+        values = self.call(function)
+        components = self._outputs(function_name)[0]["components"]
+        return {component["name"]: value for component, value in zip(components, values, strict=True)}
+
+    def _event_logs(self, event_name: str, topics: Sequence[bytes | None]) -> list[dict[str, Any]]:
+        """Decoded logs of `event_name` whose indexed arguments match `topics` (None: any)."""
+        event = self.contract.events[event_name]()
+        signature = next(
+            entry
+            for entry in self.artifact.abi
+            if entry.get("type") == "event" and entry.get("name") == event_name
+        )
+        types = ",".join(item["type"] for item in signature["inputs"])
+        topic0 = Web3.keccak(text=f"{event_name}({types})")
+        filter_topics: list[Any] = [topic0.to_0x_hex()] + [
+            None if topic is None else "0x" + topic.rjust(32, b"\0").hex() for topic in topics
+        ]
+        with rpc_errors():
+            logs = self.w3.eth.get_logs(
+                {"address": self.address, "fromBlock": 0, "toBlock": "latest", "topics": filter_topics}
+            )
+        return [dict(event.process_log(log)["args"]) for log in logs]
+
     # ------------------------------------------------------------------ organizations
 
     def register(self, name: str, profile_cid: bytes, encryption_public_key: bytes, stake: int) -> TxResult:
@@ -314,12 +428,15 @@ class MarketClient:
     # ------------------------------------------------------------------ admin
 
     def set_parameters(self, parameters: MarketParameters) -> TxResult:
-        return self.transact(self.contract.functions.setParameters(parameters.as_tuple()))
+        components = [item["name"] for item in self._inputs("setParameters")[0]["components"]]
+        return self.transact(self.contract.functions.setParameters(parameters.as_abi(components)))
 
     def grant_matchmaker(self, address: str) -> TxResult:
-        return self.transact(
-            self.contract.functions.grantRole(self.matchmaker_role(), Web3.to_checksum_address(address))
-        )
+        """Grant MATCHMAKER_ROLE and ARBITER_ROLE (the matchmaker also rules on disputes)."""
+        checksum = Web3.to_checksum_address(address)
+        result = self.transact(self.contract.functions.grantRole(self.matchmaker_role(), checksum))
+        self.transact(self.contract.functions.grantRole(self.arbiter_role(), checksum))
+        return result
 
     # ------------------------------------------------------------------ rounds
 
@@ -329,31 +446,121 @@ class MarketClient:
         decision_cid: bytes,
         policy_digest: bytes,
         pairs: Sequence[tuple[str, str]],
-        deadline_block: int,
+        deadline_block: int | None = None,
+        *,
+        publish_deadline: int | None = None,
+        report_deadline: int | None = None,
     ) -> TxResult:
-        """Open round `round_id` with directed `pairs` of (teacher, student) addresses."""
-        teachers = [Web3.to_checksum_address(teacher) for teacher, _ in pairs]
-        students = [Web3.to_checksum_address(student) for _, student in pairs]
-        return self.transact(
+        """Open round `round_id` with directed `pairs` of (teacher, student) addresses.
+
+        Give `publish_deadline` and `report_deadline`, or only `deadline_block` (the report deadline;
+        the publish deadline is then `minReportWindowBlocks` before it).
+        """
+        if report_deadline is None:
+            report_deadline = deadline_block
+        if report_deadline is None:
+            raise ChainError("open_round needs a report deadline")
+        if publish_deadline is None:
+            publish_deadline = report_deadline - self.parameters().min_report_window_blocks
+        tree = PairTree.build(round_id, pairs)
+        result = self.transact(
             self.contract.functions.openRound(
-                round_id, decision_cid, policy_digest, teachers, students, deadline_block
+                round_id, decision_cid, policy_digest, tree.packed(), publish_deadline, report_deadline
             )
+        )
+        self._trees[round_id] = tree
+        return result
+
+    def pair_tree(self, round_id: int) -> PairTree:
+        """The pairs of round `round_id` and their Merkle tree, from its `RoundOpened` event."""
+        if round_id not in self._trees:
+            logs = self._event_logs("RoundOpened", [round_id.to_bytes(32, "big")])
+            if not logs:
+                raise ChainError(f"round {round_id} was never opened")
+            tree = PairTree.build(round_id, unpack_pairs(bytes(logs[0]["pairs"])))
+            if tree.root != bytes(logs[0]["pairsRoot"]):
+                raise ChainError(f"round {round_id}: the pairs do not hash to the committed root")
+            self._trees[round_id] = tree
+        return self._trees[round_id]
+
+    def _pair_index(self, round_id: int, teacher: str, student: str) -> int:
+        tree = self.pair_tree(round_id)
+        key = (Web3.to_checksum_address(teacher), Web3.to_checksum_address(student))
+        for index, pair in enumerate(tree.pairs):
+            if pair == key:
+                return index
+        raise ContractReverted(
+            "NotInRound", {"roundId": round_id, "pairIndex": -1, "teacher": key[0], "student": key[1]}
         )
 
     def publish_bundle(self, round_id: int, student: str, bundle_cid: bytes) -> TxResult:
+        """As the teacher of `student`, publish the bundle's CID (index and proof found here)."""
+        teacher = self._require_account().address
+        index = self._pair_index(round_id, teacher, student)
         return self.transact(
-            self.contract.functions.publishBundle(round_id, Web3.to_checksum_address(student), bundle_cid)
-        )
-
-    def report_gain(self, round_id: int, teacher: str, gain_wad: int, adapter_cid: bytes) -> TxResult:
-        return self.transact(
-            self.contract.functions.reportGain(
-                round_id, Web3.to_checksum_address(teacher), gain_wad, adapter_cid
+            self.contract.functions.publishBundle(
+                round_id,
+                index,
+                Web3.to_checksum_address(student),
+                bundle_cid,
+                self.pair_tree(round_id).proof(index),
             )
         )
 
+    def report_gain(self, round_id: int, teacher: str, gain_wad: int, adapter_cid: bytes) -> TxResult:
+        """As the student of `teacher`, report the gain; settles the pair."""
+        student = self._require_account().address
+        index = self._pair_index(round_id, teacher, student)
+        return self.transact(
+            self.contract.functions.reportGain(
+                round_id,
+                index,
+                Web3.to_checksum_address(teacher),
+                gain_wad,
+                adapter_cid,
+                self.pair_tree(round_id).proof(index),
+            )
+        )
+
+    def dispute_bundle(self, round_id: int, teacher: str, evidence_cid: bytes) -> TxResult:
+        """As the student of `teacher`, dispute its bundle with the evidence document at `evidence_cid`."""
+        student = self._require_account().address
+        index = self._pair_index(round_id, teacher, student)
+        return self.transact(
+            self.contract.functions.disputeBundle(
+                round_id,
+                index,
+                Web3.to_checksum_address(teacher),
+                evidence_cid,
+                self.pair_tree(round_id).proof(index),
+            )
+        )
+
+    def resolve_dispute(
+        self, round_id: int, teacher: str, student: str, defective: bool, verdict_cid: bytes
+    ) -> TxResult:
+        """As the arbiter, rule on the dispute of the pair (teacher, student)."""
+        index = self._pair_index(round_id, teacher, student)
+        return self.transact(
+            self.contract.functions.resolveDispute(
+                round_id,
+                index,
+                Web3.to_checksum_address(teacher),
+                Web3.to_checksum_address(student),
+                defective,
+                verdict_cid,
+                self.pair_tree(round_id).proof(index),
+            )
+        )
+
+    def settle_round(self, round_id: int) -> TxResult:
+        """Settle what is left of round `round_id` and close it (anyone, after its deadlines)."""
+        self._require_account()
+        return self.transact(self.contract.functions.settleRound(round_id, self.pair_tree(round_id).packed()))
+
     def finalize_round(self, round_id: int) -> TxResult:
-        return self.transact(self.contract.functions.finalizeRound(round_id))
+        """Alias of `settle_round`."""
+        return self.settle_round(round_id)
 
     # ------------------------------------------------------------------ views
 
@@ -361,41 +568,43 @@ class MarketClient:
         role: bytes = self.call(self.contract.functions.MATCHMAKER_ROLE())
         return role
 
+    def arbiter_role(self) -> bytes:
+        role: bytes = self.call(self.contract.functions.ARBITER_ROLE())
+        return role
+
     def has_role(self, role: bytes, address: str) -> bool:
         answer: bool = self.call(self.contract.functions.hasRole(role, Web3.to_checksum_address(address)))
         return answer
 
     def parameters(self) -> MarketParameters:
-        return MarketParameters(**self._struct("parameters", self.call(self.contract.functions.parameters())))
-
-    def _struct(self, function: str, values: Sequence[Any]) -> dict[str, Any]:
-        """A returned struct as {snake_case field name: value}, matched by the ABI's component names."""
-        names = self._struct_fields.get(function)
-        if names is None:
-            entry = next(
-                e for e in self.artifact.abi if e.get("type") == "function" and e.get("name") == function
-            )
-            components = entry["outputs"][0]["components"]
-            names = tuple(_snake(str(component["name"])) for component in components)
-            self._struct_fields[function] = names
-        if len(names) != len(values):
-            raise ChainError(f"{function} returned {len(values)} fields, its ABI names {len(names)}")
-        return dict(zip(names, values, strict=True))
+        return MarketParameters.from_abi(self.call_struct(self.contract.functions.parameters(), "parameters"))
 
     def organization(self, address: str) -> Organization:
+        """The on-chain state of `address`, with name, key and profile CID from its events."""
         checksum = Web3.to_checksum_address(address)
-        fields = self._struct("organization", self.call(self.contract.functions.organization(checksum)))
+        values = self.call_struct(self.contract.functions.organization(checksum), "organization")
+        topic = bytes.fromhex(checksum[2:])
+        registered = self._event_logs("OrganizationRegistered", [topic]) if values["status"] else []
+        name, key, profile = "", b"", b""
+        if registered:
+            name = str(registered[0]["name"])
+            key = bytes(registered[0]["encryptionPublicKey"])
+            profile = bytes(registered[0]["profileCid"])
+            updates = self._event_logs("ProfileUpdated", [topic])
+            if updates:
+                profile = bytes(updates[-1]["profileCid"])
         return Organization(
             address=checksum,
-            status=OrganizationStatus(fields["status"]),
-            registered_at_block=fields["registered_at_block"],
-            exit_available_at_block=fields["exit_available_at_block"],
-            stake=fields["stake"],
-            reputation=fields["reputation"],
-            credits=fields["credits"],
-            profile_digest=bytes(fields["profile_digest"]),
-            name=fields["name"],
-            encryption_public_key=bytes(fields["encryption_public_key"]),
+            status=OrganizationStatus(values["status"]),
+            registered_at_block=int(values["registeredAtBlock"]),
+            exit_requested_at_block=int(values["exitRequestedAtBlock"]),
+            exit_available_at_block=int(values["exitAvailableAtBlock"]),
+            stake=int(values["stake"]),
+            reputation=int(values["reputation"]),
+            credits=int(values["credits"]),
+            name=name,
+            encryption_public_key=key,
+            profile_cid=profile,
         )
 
     def organization_addresses(self, page_size: int = 500) -> list[str]:
@@ -419,35 +628,44 @@ class MarketClient:
         return value
 
     def round(self, round_id: int) -> Round:
-        fields = self._struct("getRound", self.call(self.contract.functions.getRound(round_id)))
+        values = self.call_struct(self.contract.functions.getRound(round_id), "getRound")
+        decision_cid, policy_digest = b"", bytes(32)
+        if values["status"]:
+            logs = self._event_logs("RoundOpened", [round_id.to_bytes(32, "big")])
+            if logs:
+                decision_cid = bytes(logs[0]["decisionCid"])
+                policy_digest = bytes(logs[0]["policyDigest"])
         return Round(
             round_id=round_id,
-            status=RoundStatus(fields["status"]),
-            opened_at_block=fields["opened_at_block"],
-            deadline_block=fields["deadline_block"],
-            pair_count=fields["pair_count"],
-            decision_digest=bytes(fields["decision_digest"]),
-            policy_digest=bytes(fields["policy_digest"]),
-            exchange_fee=fields["exchange_fee"],
+            status=RoundStatus(values["status"]),
+            opened_at_block=int(values["openedAtBlock"]),
+            publish_deadline=int(values["publishDeadline"]),
+            report_deadline=int(values["reportDeadline"]),
+            verdict_deadline=int(values["verdictDeadline"]),
+            pair_count=int(values["pairCount"]),
+            open_disputes=int(values["openDisputes"]),
+            pairs_root=bytes(values["pairsRoot"]),
+            exchange_fee=int(values["exchangeFee"]),
+            dispute_bond=int(values["disputeBond"]),
+            decision_cid=decision_cid,
+            policy_digest=policy_digest,
         )
 
+    def pair_phase(self, round_id: int, index: int) -> PairPhase:
+        return PairPhase(self.call(self.contract.functions.pairState(round_id, index)))
+
     def pairs(self, round_id: int) -> list[PairState]:
+        tree = self.pair_tree(round_id)
         return [
-            PairState(
-                index=index,
-                teacher=fields["teacher"],
-                bundle_published=fields["bundle_published"],
-                gain_reported=fields["gain_reported"],
-                student=fields["student"],
-                gain=fields["gain"],
-                bundle_digest=bytes(fields["bundle_digest"]),
-                adapter_digest=bytes(fields["adapter_digest"]),
-            )
-            for index, fields in enumerate(
-                self._struct("getPair", values)
-                for values in self.call(self.contract.functions.getPairs(round_id))
-            )
+            PairState(index=index, teacher=teacher, student=student, phase=self.pair_phase(round_id, index))
+            for index, (teacher, student) in enumerate(tree.pairs)
         ]
+
+    def reported_gain(self, round_id: int, student: str) -> int | None:
+        """The gain (WAD) `student` reported in round `round_id` (events only), or None."""
+        topic = bytes.fromhex(Web3.to_checksum_address(student)[2:])
+        logs = self._event_logs("GainReported", [round_id.to_bytes(32, "big"), None, topic])
+        return int(logs[0]["gain"]) if logs else None
 
     def pending_withdrawal(self, address: str) -> int:
         value: int = self.call(self.contract.functions.pendingWithdrawal(Web3.to_checksum_address(address)))
@@ -455,6 +673,10 @@ class MarketClient:
 
     def escrowed_fees(self) -> int:
         value: int = self.call(self.contract.functions.escrowedFees())
+        return value
+
+    def held_bonds(self) -> int:
+        value: int = self.call(self.contract.functions.heldBonds())
         return value
 
     def contract_balance(self) -> int:

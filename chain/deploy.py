@@ -11,7 +11,7 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
 
-from chain.client import DEFAULT_PARAMETERS, MarketClient, MarketParameters, rpc_errors
+from chain.client import DEFAULT_PARAMETERS, MarketClient, MarketParameters, parameter_components, rpc_errors
 from chain.compiler import Artifact, load_artifact
 from chain.errors import DeploymentError
 
@@ -78,7 +78,9 @@ def deploy_market(
     with rpc_errors(rpc_url or "the JSON-RPC node"):
         chain_id = w3.eth.chain_id
         transaction = factory.constructor(
-            deployer.address, Web3.to_checksum_address(matchmaker), parameters.as_tuple()
+            deployer.address,
+            Web3.to_checksum_address(matchmaker),
+            parameters.as_abi(parameter_components(artifact.abi)),
         ).build_transaction(
             {
                 "from": deployer.address,

@@ -15,8 +15,9 @@ import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from chain.client import MarketClient, OrganizationStatus, SlashReason
+from chain.client import MarketClient, OrganizationStatus, Outcome, SlashReason
 from chain.events import ChainEvent, EventReader
+from chain.merkle import unpack_pairs
 from exchange.schema import checksum_address
 from market.errors import LedgerError
 from market.follower import EventCache, ResetGuard, chain_key
@@ -79,11 +80,16 @@ class LedgerPair:
     assigned: EventRef | None = None
     published: EventRef | None = None
     reported: EventRef | None = None
+    evidence_cid: bytes | None = None
+    disputed: EventRef | None = None
+    outcome: Outcome | None = None
+    verdict_cid: bytes | None = None
+    settled: EventRef | None = None
 
 
 @dataclass(frozen=True)
 class RewardRecord:
-    """A teacher's fee and credits for a delivered bundle (`RewardPaid`)."""
+    """A teacher's fee (and bond of an unfounded dispute) and credits for a delivered bundle."""
 
     teacher: str
     student: str
@@ -94,7 +100,7 @@ class RewardRecord:
 
 @dataclass(frozen=True)
 class RefundRecord:
-    """A student's escrowed fee given back (`FeeRefunded`)."""
+    """A student's escrowed fee (and dispute bond) given back: defective bundle or no verdict."""
 
     student: str
     fee: int
@@ -103,7 +109,7 @@ class RefundRecord:
 
 @dataclass(frozen=True)
 class SlashRecord:
-    """Stake moved from an offender to its counterparty (`Slashed`)."""
+    """Stake moved from an offender to its counterparty (`PairSettled` with a slash)."""
 
     offender: str
     beneficiary: str
@@ -114,7 +120,7 @@ class SlashRecord:
 
 @dataclass(frozen=True)
 class ReputationMove:
-    """One reputation update at settlement (`ReputationUpdated`, WAD)."""
+    """One reputation update at a pair's settlement (`GainReported` or `PairSettled`, WAD)."""
 
     organization: str
     old: int
@@ -132,6 +138,10 @@ class LedgerRound:
     deadline_block: int
     exchange_fee: int
     pair_count: int
+    publish_deadline: int = 0
+    verdict_deadline: int = 0
+    dispute_bond: int = 0
+    pairs_root: bytes = b""
     pairs: list[LedgerPair] = field(default_factory=list)
     finalized_block: int | None = None
     opened: EventRef | None = None
@@ -248,79 +258,113 @@ class Ledger:
             self.organizations[account].pending_withdrawal -= int(event.args["amount"])
 
     def _on_RoundOpened(self, event: ChainEvent) -> None:  # noqa: N802
+        """A round and its pairs (the event's packed list); no fee moves until a bundle arrives."""
         round_id = int(event.args["roundId"])
-        self.rounds[round_id] = LedgerRound(
+        record = LedgerRound(
             round_id=round_id,
             opened_block=event.block_number,
             opened_transaction=event.transaction_hash,
             decision_cid=bytes(event.args["decisionCid"]),
             policy_digest=bytes(event.args["policyDigest"]),
-            deadline_block=int(event.args["deadlineBlock"]),
-            exchange_fee=self.parameters.get("exchangeFee", 0),
+            deadline_block=int(event.args["reportDeadline"]),
+            exchange_fee=int(event.args["exchangeFee"]),
             pair_count=int(event.args["pairCount"]),
+            publish_deadline=int(event.args["publishDeadline"]),
+            verdict_deadline=int(event.args["verdictDeadline"]),
+            dispute_bond=int(event.args["disputeBond"]),
+            pairs_root=bytes(event.args["pairsRoot"]),
             opened=EventRef.of(event),
         )
-
-    def _on_PairAssigned(self, event: ChainEvent) -> None:  # noqa: N802
-        round_record = self._round(int(event.args["roundId"]))
-        teacher = checksum_address(event.args["teacher"])
-        student = checksum_address(event.args["student"])
-        round_record.pairs.append(
-            LedgerPair(int(event.args["pairIndex"]), teacher, student, assigned=EventRef.of(event))
-        )
-        self._org(student).stake -= round_record.exchange_fee  # the fee is escrowed from the stake
+        for index, (teacher, student) in enumerate(unpack_pairs(bytes(event.args["pairs"]))):
+            self._org(teacher), self._org(student)  # both must be registered
+            record.pairs.append(LedgerPair(index, teacher, student, assigned=EventRef.of(event)))
+        self.rounds[round_id] = record
 
     def _pair(self, event: ChainEvent) -> LedgerPair:
         round_record = self._round(int(event.args["roundId"]))
-        student = checksum_address(event.args["student"])
-        for pair in round_record.pairs:
-            if pair.student == student:
-                return pair
-        raise LedgerError(f"round {round_record.round_id} has no pair with student {student}")
+        index = int(event.args["pairIndex"])
+        if not 0 <= index < len(round_record.pairs):
+            raise LedgerError(f"round {round_record.round_id} has no pair {index}")
+        return round_record.pairs[index]
+
+    def _move(self, round_record: LedgerRound, organization: str, new: int, event: ChainEvent) -> None:
+        org = self._org(organization)
+        if new != org.reputation:
+            round_record.reputation_moves.append(
+                ReputationMove(organization, org.reputation, new, EventRef.of(event))
+            )
+        org.reputation = new
 
     def _on_BundlePublished(self, event: ChainEvent) -> None:  # noqa: N802
         pair = self._pair(event)
         pair.bundle_cid = bytes(event.args["bundleCid"])
         pair.published = EventRef.of(event)
+        self._org(pair.student).stake -= self._round(int(event.args["roundId"])).exchange_fee  # escrowed
 
     def _on_GainReported(self, event: ChainEvent) -> None:  # noqa: N802
+        """A report settles its pair: the fee goes to the teacher with its (pair-decayed) credits."""
+        round_record = self._round(int(event.args["roundId"]))
         pair = self._pair(event)
         pair.gain = int(event.args["gain"])
         pair.adapter_cid = bytes(event.args["adapterCid"])
-        pair.reported = EventRef.of(event)
-
-    def _on_RewardPaid(self, event: ChainEvent) -> None:  # noqa: N802
-        teacher = checksum_address(event.args["teacher"])
-        fee, credits = int(event.args["fee"]), int(event.args["credits"])
-        self._credit(teacher, fee)
-        self._org(teacher).credits += credits
-        student = checksum_address(event.args["student"])
-        reward = RewardRecord(teacher, student, fee, credits, EventRef.of(event))
-        self._round(int(event.args["roundId"])).rewards.append(reward)
-
-    def _on_FeeRefunded(self, event: ChainEvent) -> None:  # noqa: N802
-        student = checksum_address(event.args["student"])
-        fee = int(event.args["fee"])
-        self._org(student).stake += fee
-        self._round(int(event.args["roundId"])).refunds.append(RefundRecord(student, fee, EventRef.of(event)))
-
-    def _on_Slashed(self, event: ChainEvent) -> None:  # noqa: N802
-        amount = int(event.args["amount"])
-        offender = checksum_address(event.args["offender"])
-        beneficiary = checksum_address(event.args["beneficiary"])
-        self._org(offender).stake -= amount
-        self._credit(beneficiary, amount)
-        record = SlashRecord(
-            offender, beneficiary, amount, SlashReason(int(event.args["reason"])), EventRef.of(event)
+        pair.reported = pair.settled = EventRef.of(event)
+        pair.outcome = Outcome.REPORTED
+        fee, credits = round_record.exchange_fee, int(event.args["credits"])
+        self._credit(pair.teacher, fee)
+        self._org(pair.teacher).credits += credits
+        round_record.rewards.append(
+            RewardRecord(pair.teacher, pair.student, fee, credits, EventRef.of(event))
         )
-        self._round(int(event.args["roundId"])).slashes.append(record)
+        self._move(round_record, pair.teacher, int(event.args["teacherReputation"]), event)
+        self._move(round_record, pair.student, int(event.args["studentReputation"]), event)
 
-    def _on_ReputationUpdated(self, event: ChainEvent) -> None:  # noqa: N802
-        organization = checksum_address(event.args["organization"])
-        old, new = int(event.args["oldReputation"]), int(event.args["newReputation"])
-        self._org(organization).reputation = new
-        move = ReputationMove(organization, old, new, EventRef.of(event))
-        self._round(int(event.args["roundId"])).reputation_moves.append(move)
+    def _on_DisputeOpened(self, event: ChainEvent) -> None:  # noqa: N802
+        pair = self._pair(event)
+        pair.evidence_cid = bytes(event.args["evidenceCid"])
+        pair.disputed = EventRef.of(event)
+        self._org(pair.student).stake -= int(event.args["bond"])
+
+    def _on_PairSettled(self, event: ChainEvent) -> None:  # noqa: N802
+        """Settlement other than by a report, by KnexaMarket's rules (docs/threat-model.md)."""
+        round_record = self._round(int(event.args["roundId"]))
+        pair = self._pair(event)
+        outcome = Outcome(int(event.args["outcome"]))
+        pair.outcome = outcome
+        pair.settled = EventRef.of(event)
+        if event.args["verdictCid"]:
+            pair.verdict_cid = bytes(event.args["verdictCid"])
+        teacher, student = self._org(pair.teacher), self._org(pair.student)
+        fee, bond, slashed = round_record.exchange_fee, round_record.dispute_bond, int(event.args["slashed"])
+        ref = EventRef.of(event)
+        if outcome is Outcome.NO_BUNDLE:
+            teacher.stake -= slashed
+            student.pending_withdrawal += slashed
+        elif outcome is Outcome.NO_REPORT:
+            teacher.pending_withdrawal += fee + slashed
+            student.stake -= slashed
+            round_record.rewards.append(RewardRecord(pair.teacher, pair.student, fee, 0, ref))
+        elif outcome is Outcome.DEFECTIVE:
+            student.stake += fee + bond
+            teacher.stake -= slashed
+            student.pending_withdrawal += slashed
+            round_record.refunds.append(RefundRecord(pair.student, fee + bond, ref))
+        elif outcome is Outcome.UNFOUNDED:
+            teacher.pending_withdrawal += fee + bond
+            round_record.rewards.append(RewardRecord(pair.teacher, pair.student, fee + bond, 0, ref))
+        elif outcome is Outcome.UNRESOLVED:
+            student.stake += fee + bond
+            round_record.refunds.append(RefundRecord(pair.student, fee + bond, ref))
+        if slashed:
+            reason = {
+                Outcome.NO_BUNDLE: SlashReason.NO_BUNDLE,
+                Outcome.NO_REPORT: SlashReason.NO_REPORT,
+                Outcome.DEFECTIVE: SlashReason.DEFECTIVE,
+            }[outcome]
+            offender = checksum_address(event.args["offender"])
+            beneficiary = pair.student if offender == pair.teacher else pair.teacher
+            round_record.slashes.append(SlashRecord(offender, beneficiary, slashed, reason, ref))
+        self._move(round_record, pair.teacher, int(event.args["teacherReputation"]), event)
+        self._move(round_record, pair.student, int(event.args["studentReputation"]), event)
 
     def _on_RoundFinalized(self, event: ChainEvent) -> None:  # noqa: N802
         round_record = self._round(int(event.args["roundId"]))

@@ -93,7 +93,7 @@ def open_sealed(
     """Fetch a sealed bundle by CID and return its content once every check passed (module docstring).
 
     `expected_teacher`, `expected_round` and `expected_student` come from the chain (the round's
-    `PairAssigned` and `BundlePublished` events), never from the bundle itself.
+    `RoundOpened` pair list and `BundlePublished` events), never from the bundle itself.
     """
     envelope = store.get(cid, max_bytes=limits.max_bytes)
     verify_content(envelope, cid)  # the store verified too; this does not rely on it

@@ -7,18 +7,22 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 /// @title OrganizationRegistry
 /// @notice Registration, stake, reputation, credits, exit and withdrawals of the organizations
 ///         of the knexa marketplace. The round logic lives in {KnexaMarket}, which inherits this.
-/// @dev All value held by the contract is accounted in exactly one of three places:
-///      an organization's `stake`, an account's `pendingWithdrawal`, or the fee escrow of an open
-///      round (`_escrowedFees`). Tests check that their sum always equals the contract's balance.
+/// @dev All value held by the contract is accounted in exactly one of four places: an
+///      organization's `stake`, an account's `pendingWithdrawal`, the fee escrow of delivered but
+///      unsettled bundles (`_escrowedFees`), or the bonds of open disputes (`_heldBonds`). Tests check
+///      that their sum always equals the contract's balance.
+///      Name, encryption key and profile CID live only in events: nothing on chain reads them.
 abstract contract OrganizationRegistry is AccessControl, ReentrancyGuard {
     /// @notice Fixed-point scale of reputation, credits and gains (1.0 == 1e18).
     uint256 public constant WAD = 1e18;
-    /// @notice Reputation of a newly registered organization (0.5).
-    uint256 public constant INITIAL_REPUTATION = WAD / 2;
+    /// @notice Reputation of a newly registered organization: trust is earned, a fresh address buys none.
+    uint256 public constant INITIAL_REPUTATION = 0;
     /// @notice Longest display name in bytes.
     uint256 public constant MAX_NAME_BYTES = 64;
     /// @notice Longest CID in bytes (a CIDv1 with a 64-byte multihash fits comfortably).
     uint256 public constant MAX_CID_BYTES = 128;
+    /// @notice Hard upper bound on `maxPairsPerRound`: a full round opens and settles in one block.
+    uint16 public constant MAX_PAIRS_LIMIT = 2048;
 
     /// @notice Life cycle of an organization. `Exiting` organizations cannot be paired.
     enum OrganizationStatus {
@@ -28,56 +32,77 @@ abstract contract OrganizationRegistry is AccessControl, ReentrancyGuard {
         Exited
     }
 
-    /// @notice On-chain state of one organization.
+    /// @dev The storage of one organization: everything settlement touches in one word.
+    struct OrgState {
+        uint96 stake;
+        uint64 reputation;
+        OrganizationStatus status;
+        uint40 registeredAtBlock;
+        uint40 exitRequestedAtBlock;
+    }
+
+    /// @dev Rarely written fields of one organization.
+    struct OrgExtra {
+        uint96 credits;
+        uint40 exitAvailableAtBlock;
+    }
+
+    /// @notice The on-chain state of one organization, as {organization} returns it.
     /// @param status life-cycle state
     /// @param registeredAtBlock block of registration
+    /// @param exitRequestedAtBlock block of the exit request (0: none)
     /// @param exitAvailableAtBlock first block at which an exiting organization may complete its exit
-    /// @param stake slashable stake in wei (also pays exchange fees as a student)
-    /// @param reputation EMA of punctuality and delivered gains, WAD-scaled in [0, 1]
-    /// @param credits sum of positive gains this organization caused as a teacher, WAD-scaled
-    /// @param profileDigest keccak256 of the current profile document's CID bytes
-    /// @param name display name
-    /// @param encryptionPublicKey compressed secp256k1 key that bundles for this organization are encrypted to
+    /// @param stake slashable stake in wei (also pays exchange fees and dispute bonds as a student)
+    /// @param reputation EMA of punctual delivery (teacher) and reporting (student), WAD in [0, 1]
+    /// @param credits pair-decayed positive gains this organization caused as a teacher, WAD
     struct Organization {
         OrganizationStatus status;
         uint64 registeredAtBlock;
+        uint64 exitRequestedAtBlock;
         uint64 exitAvailableAtBlock;
         uint256 stake;
         uint256 reputation;
         uint256 credits;
-        bytes32 profileDigest;
-        string name;
-        bytes encryptionPublicKey;
     }
 
     /// @notice Market parameters; changed only by the admin and only while no round is open.
     /// @param minStake smallest stake to register and to be paired, in wei
-    /// @param exchangeFee wei a student pays for one bundle, escrowed from its stake when a round opens
+    /// @param exchangeFee wei a student pays for one bundle, escrowed from its stake when the bundle is published
     /// @param exitCooldownBlocks blocks between an exit request and the release of the stake
-    /// @param minRoundBlocks shortest allowed distance from opening to deadline
-    /// @param maxRoundBlocks longest allowed distance from opening to deadline
-    /// @param slashBps share of stake (basis points) a no-show loses to its counterparty
+    /// @param minRoundBlocks shortest allowed distance from opening to the publish deadline
+    /// @param disputeBond wei a disputing student puts up; lost to the teacher if the dispute is unfounded
+    /// @param maxRoundBlocks longest allowed distance from opening to the publish deadline, and from
+    ///        the publish deadline to the report deadline
+    /// @param minReportWindowBlocks shortest allowed distance from the publish to the report deadline
+    /// @param verdictWindowBlocks blocks after the report deadline in which the arbiter may rule
+    /// @param creditWindowRounds rounds over which repeats of one directed pair decay its credits
+    /// @param slashBps share of stake (basis points) a no-show or a proven-defective teacher loses
     /// @param reputationWeightBps weight (basis points) of the newest observation in the reputation EMA
-    /// @param maxPairsPerRound bound on the pairs of one round, so that every loop is bounded
+    /// @param maxPairsPerRound bound on the pairs of one round
+    /// @param teacherCapacity most students one teacher may have in one round
     struct MarketParameters {
-        uint256 minStake;
-        uint256 exchangeFee;
-        uint64 exitCooldownBlocks;
-        uint64 minRoundBlocks;
-        uint64 maxRoundBlocks;
+        uint96 minStake;
+        uint96 exchangeFee;
+        uint32 exitCooldownBlocks;
+        uint32 minRoundBlocks;
+        uint96 disputeBond;
+        uint32 maxRoundBlocks;
+        uint32 minReportWindowBlocks;
+        uint32 verdictWindowBlocks;
+        uint32 creditWindowRounds;
         uint16 slashBps;
         uint16 reputationWeightBps;
         uint16 maxPairsPerRound;
+        uint16 teacherCapacity;
     }
 
-    /// @notice Hard upper bound on `maxPairsPerRound`, so that finalization always fits in a block.
-    uint16 public constant MAX_PAIRS_LIMIT = 256;
-
     MarketParameters internal _parameters;
-    mapping(address organization => Organization) internal _organizations;
+    mapping(address organization => OrgState) internal _orgs;
+    mapping(address organization => OrgExtra) internal _extras;
     address[] internal _organizationList;
     mapping(address account => uint256) public pendingWithdrawal;
     uint256 internal _escrowedFees;
+    uint256 internal _heldBonds;
 
     /// @notice An organization registered with `stake` wei.
     event OrganizationRegistered(
@@ -87,7 +112,8 @@ abstract contract OrganizationRegistry is AccessControl, ReentrancyGuard {
     event ProfileUpdated(address indexed organization, bytes profileCid);
     /// @notice An organization added stake.
     event StakeAdded(address indexed organization, uint256 amount, uint256 newStake);
-    /// @notice An organization asked to leave; its stake is released at `availableAtBlock`.
+    /// @notice An organization asked to leave; its stake is released at `availableAtBlock` (or, if it
+    ///         takes part in the open round, once that round is settled, whichever is later).
     event ExitRequested(address indexed organization, uint256 availableAtBlock);
     /// @notice An organization left; `stakeReleased` wei became withdrawable.
     event OrganizationExited(address indexed organization, uint256 stakeReleased);
@@ -102,6 +128,8 @@ abstract contract OrganizationRegistry is AccessControl, ReentrancyGuard {
     error AlreadyRegistered(address organization);
     /// @notice `sent` wei is below the required stake `required`.
     error StakeTooLow(uint256 sent, uint256 required);
+    /// @notice A stake above 2**96 wei does not fit the packed organization word.
+    error StakeTooHigh(uint256 stake);
     /// @notice The display name is empty or longer than MAX_NAME_BYTES.
     error InvalidName();
     /// @notice A CID is empty or longer than MAX_CID_BYTES.
@@ -122,8 +150,8 @@ abstract contract OrganizationRegistry is AccessControl, ReentrancyGuard {
     error TransferFailed(address account);
     /// @notice A zero-value call where value is required.
     error ZeroAmount();
-    /// @notice The proposed market parameters are inconsistent.
-    error InvalidParameters();
+    /// @notice The proposed market parameters are inconsistent; `field` names the first bad one.
+    error InvalidParameters(string field);
 
     constructor(address admin, MarketParameters memory initialParameters) {
         _validateParameters(initialParameters);
@@ -135,28 +163,31 @@ abstract contract OrganizationRegistry is AccessControl, ReentrancyGuard {
     // ------------------------------------------------------------------ registration
 
     /// @notice Register the caller as an organization, staking `msg.value` wei.
-    /// @param name display name, 1 to MAX_NAME_BYTES bytes
-    /// @param profileCid CID of the sanitised profile document on IPFS
-    /// @param encryptionPublicKey 33-byte compressed secp256k1 key that bundles are encrypted to
+    /// @param name display name, 1 to MAX_NAME_BYTES bytes (event only)
+    /// @param profileCid CID of the sanitised profile document on IPFS (event only)
+    /// @param encryptionPublicKey 33-byte compressed secp256k1 key that bundles are encrypted to (event only)
     function register(string calldata name, bytes calldata profileCid, bytes calldata encryptionPublicKey)
         external
         payable
     {
-        Organization storage org = _organizations[msg.sender];
+        OrgState storage org = _orgs[msg.sender];
         if (org.status != OrganizationStatus.None) revert AlreadyRegistered(msg.sender);
-        if (msg.value < _parameters.minStake) revert StakeTooLow(msg.value, _parameters.minStake);
+        uint256 minStake = _parameters.minStake;
+        if (msg.value < minStake) revert StakeTooLow(msg.value, minStake);
+        if (msg.value > type(uint96).max) revert StakeTooHigh(msg.value);
         uint256 nameLength = bytes(name).length;
         if (nameLength == 0 || nameLength > MAX_NAME_BYTES) revert InvalidName();
         _requireValidCid(profileCid);
         _requireValidPublicKey(encryptionPublicKey);
 
-        org.status = OrganizationStatus.Active;
-        org.registeredAtBlock = uint64(block.number);
-        org.stake = msg.value;
-        org.reputation = INITIAL_REPUTATION;
-        org.profileDigest = keccak256(profileCid);
-        org.name = name;
-        org.encryptionPublicKey = encryptionPublicKey;
+        // forge-lint: disable-next-item(unsafe-typecast) msg.value <= type(uint96).max was checked above
+        _orgs[msg.sender] = OrgState({
+            stake: uint96(msg.value),
+            reputation: uint64(INITIAL_REPUTATION),
+            status: OrganizationStatus.Active,
+            registeredAtBlock: uint40(block.number),
+            exitRequestedAtBlock: 0
+        });
         _organizationList.push(msg.sender);
         emit OrganizationRegistered(msg.sender, name, profileCid, encryptionPublicKey, msg.value);
     }
@@ -164,37 +195,44 @@ abstract contract OrganizationRegistry is AccessControl, ReentrancyGuard {
     /// @notice Point the caller's profile at a new sanitised profile document.
     /// @param profileCid CID of the new profile document
     function updateProfile(bytes calldata profileCid) external {
-        Organization storage org = _requireActive(msg.sender);
+        _requireActive(msg.sender);
         _requireValidCid(profileCid);
-        org.profileDigest = keccak256(profileCid);
         emit ProfileUpdated(msg.sender, profileCid);
     }
 
     /// @notice Add `msg.value` wei to the caller's stake (e.g. after a slash or fees).
     function addStake() external payable {
-        Organization storage org = _requireActive(msg.sender);
+        OrgState storage org = _requireActive(msg.sender);
         if (msg.value == 0) revert ZeroAmount();
-        org.stake += msg.value;
-        emit StakeAdded(msg.sender, msg.value, org.stake);
+        uint256 updated = uint256(org.stake) + msg.value;
+        if (updated > type(uint96).max) revert StakeTooHigh(updated);
+        // forge-lint: disable-next-line(unsafe-typecast) checked just above
+        org.stake = uint96(updated);
+        emit StakeAdded(msg.sender, msg.value, updated);
     }
 
-    /// @notice Start leaving the market. The caller can no longer be paired; its stake is released
-    ///         after `exitCooldownBlocks`. Not allowed while the caller takes part in an open round.
+    /// @notice Start leaving the market. Always possible for an active organization, also during a
+    ///         round it takes part in: from now on it cannot be paired, and it completes its exit after
+    ///         `exitCooldownBlocks` once no unsettled round holds it.
     function requestExit() external {
-        Organization storage org = _requireActive(msg.sender);
-        uint256 openRound = _openRoundOf(msg.sender);
-        if (openRound != 0) revert InOpenRound(msg.sender, openRound);
-        uint64 availableAt = uint64(block.number) + _parameters.exitCooldownBlocks;
+        OrgState storage org = _requireActive(msg.sender);
+        uint256 availableAt = block.number + _parameters.exitCooldownBlocks;
         org.status = OrganizationStatus.Exiting;
-        org.exitAvailableAtBlock = availableAt;
+        // forge-lint: disable-next-item(unsafe-typecast) block numbers fit 40 bits for millennia
+        org.exitRequestedAtBlock = uint40(block.number);
+        // forge-lint: disable-next-line(unsafe-typecast) as above
+        _extras[msg.sender].exitAvailableAtBlock = uint40(availableAt);
         emit ExitRequested(msg.sender, availableAt);
     }
 
     /// @notice Finish leaving: the remaining stake becomes withdrawable with {withdraw}.
     function completeExit() external {
-        Organization storage org = _organizations[msg.sender];
+        OrgState storage org = _orgs[msg.sender];
         if (org.status != OrganizationStatus.Exiting) revert ExitNotRequested(msg.sender);
-        if (block.number < org.exitAvailableAtBlock) revert CooldownNotOver(org.exitAvailableAtBlock);
+        uint256 availableAt = _extras[msg.sender].exitAvailableAtBlock;
+        if (block.number < availableAt) revert CooldownNotOver(availableAt);
+        uint256 holding = _roundHolding(org.exitRequestedAtBlock);
+        if (holding != 0) revert InOpenRound(msg.sender, holding);
         uint256 released = org.stake;
         org.stake = 0;
         org.status = OrganizationStatus.Exited;
@@ -207,9 +245,9 @@ abstract contract OrganizationRegistry is AccessControl, ReentrancyGuard {
         uint256 amount = pendingWithdrawal[msg.sender];
         if (amount == 0) revert NothingToWithdraw();
         pendingWithdrawal[msg.sender] = 0;
+        emit Withdrawn(msg.sender, amount);
         (bool sent,) = payable(msg.sender).call{value: amount}("");
         if (!sent) revert TransferFailed(msg.sender);
-        emit Withdrawn(msg.sender, amount);
     }
 
     // ------------------------------------------------------------------ admin
@@ -231,9 +269,19 @@ abstract contract OrganizationRegistry is AccessControl, ReentrancyGuard {
         return _parameters;
     }
 
-    /// @notice The full state of `organization` (status None if never registered).
+    /// @notice The state of `organizationAddress` (status None if never registered).
     function organization(address organizationAddress) external view returns (Organization memory) {
-        return _organizations[organizationAddress];
+        OrgState memory org = _orgs[organizationAddress];
+        OrgExtra memory extra = _extras[organizationAddress];
+        return Organization({
+            status: org.status,
+            registeredAtBlock: org.registeredAtBlock,
+            exitRequestedAtBlock: org.exitRequestedAtBlock,
+            exitAvailableAtBlock: extra.exitAvailableAtBlock,
+            stake: org.stake,
+            reputation: org.reputation,
+            credits: extra.credits
+        });
     }
 
     /// @notice How many addresses have ever registered.
@@ -252,25 +300,33 @@ abstract contract OrganizationRegistry is AccessControl, ReentrancyGuard {
         }
     }
 
-    /// @notice Wei held in escrow for exchange fees of the open round.
+    /// @notice Wei held in escrow for delivered, unsettled bundles.
     function escrowedFees() external view returns (uint256) {
         return _escrowedFees;
     }
 
+    /// @notice Wei held as bonds of open disputes.
+    function heldBonds() external view returns (uint256) {
+        return _heldBonds;
+    }
+
     // ------------------------------------------------------------------ internal
 
-    /// @dev The id of the open round `organization` takes part in, or 0.
-    function _openRoundOf(address organization) internal view virtual returns (uint256);
+    /// @dev The id of the open round that may hold an organization whose exit was requested at
+    ///      `requestedAtBlock`, or 0. A round opened after the request cannot hold it (openRound
+    ///      accepts active organizations only).
+    function _roundHolding(uint256 requestedAtBlock) internal view virtual returns (uint256);
 
     /// @dev Reverts if a round is open.
     function _requireNoOpenRound() internal view virtual;
 
-    function _requireActive(address organizationAddress) internal view returns (Organization storage org) {
-        org = _organizations[organizationAddress];
-        if (org.status == OrganizationStatus.None || org.status == OrganizationStatus.Exited) {
+    function _requireActive(address organizationAddress) internal view returns (OrgState storage org) {
+        org = _orgs[organizationAddress];
+        OrganizationStatus status = org.status;
+        if (status == OrganizationStatus.None || status == OrganizationStatus.Exited) {
             revert UnknownOrganization(organizationAddress);
         }
-        if (org.status != OrganizationStatus.Active) revert OrganizationNotActive(organizationAddress);
+        if (status != OrganizationStatus.Active) revert OrganizationNotActive(organizationAddress);
     }
 
     function _requireValidCid(bytes calldata cid) internal pure {
@@ -282,10 +338,21 @@ abstract contract OrganizationRegistry is AccessControl, ReentrancyGuard {
     }
 
     function _validateParameters(MarketParameters memory p) internal pure {
-        if (
-            p.slashBps > 10_000 || p.reputationWeightBps == 0 || p.reputationWeightBps > 10_000
-                || p.maxPairsPerRound == 0 || p.maxPairsPerRound > MAX_PAIRS_LIMIT || p.minRoundBlocks == 0
-                || p.maxRoundBlocks < p.minRoundBlocks || p.exchangeFee > p.minStake
-        ) revert InvalidParameters();
+        if (p.slashBps > 10_000) revert InvalidParameters("slashBps");
+        if (p.reputationWeightBps == 0 || p.reputationWeightBps > 10_000) {
+            revert InvalidParameters("reputationWeightBps");
+        }
+        if (p.maxPairsPerRound == 0 || p.maxPairsPerRound > MAX_PAIRS_LIMIT) {
+            revert InvalidParameters("maxPairsPerRound");
+        }
+        if (p.teacherCapacity == 0) revert InvalidParameters("teacherCapacity");
+        if (p.minRoundBlocks == 0) revert InvalidParameters("minRoundBlocks");
+        if (p.maxRoundBlocks < p.minRoundBlocks || p.maxRoundBlocks < p.minReportWindowBlocks) {
+            revert InvalidParameters("maxRoundBlocks");
+        }
+        if (p.minReportWindowBlocks == 0) revert InvalidParameters("minReportWindowBlocks");
+        if (p.verdictWindowBlocks == 0) revert InvalidParameters("verdictWindowBlocks");
+        if (p.creditWindowRounds == 0) revert InvalidParameters("creditWindowRounds");
+        if (uint256(p.exchangeFee) + p.disputeBond > p.minStake) revert InvalidParameters("minStake");
     }
 }

@@ -12,6 +12,15 @@ interface Vm {
     function expectRevert(bytes4 revertData) external;
     function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData) external;
     function assume(bool condition) external pure;
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory);
+}
+
+/// @notice A log as `getRecordedLogs` returns it.
+struct Log {
+    bytes32[] topics;
+    bytes data;
+    address emitter;
 }
 
 /// @notice Base of the test contracts: the cheatcode handle and small assertion helpers.
@@ -25,6 +34,7 @@ abstract contract TestBase {
     }
 
     function assertEq(int256 left, int256 right, string memory what) internal pure {
+        // forge-lint: disable-next-line(unsafe-typecast) only the bit pattern is reported
         if (left != right) revert AssertionFailed(what, uint256(left), uint256(right));
     }
 
@@ -34,6 +44,10 @@ abstract contract TestBase {
 
     function assertEq(bytes32 left, bytes32 right, string memory what) internal pure {
         if (left != right) revert AssertionFailed(what, uint256(left), uint256(right));
+    }
+
+    function assertLe(uint256 left, uint256 right, string memory what) internal pure {
+        if (left > right) revert AssertionFailed(what, left, right);
     }
 
     function assertTrue(bool condition, string memory what) internal pure {

@@ -98,8 +98,8 @@ def test_chain_demo_plays_one_round() -> None:
     names = [event.name for event in result.events]
     assert names.count("OrganizationRegistered") == 3
     finalized = next(event for event in result.events if event.name == "RoundFinalized")
-    assert (finalized.args["delivered"], finalized.args["reported"]) == (3, 2)
-    slashed = [event for event in result.events if event.name == "Slashed"]
+    assert finalized.args["settledNow"] == 1  # the two reported pairs settled when they reported
+    slashed = [event for event in result.events if event.name == "PairSettled" and event.args["slashed"] > 0]
     assert len(slashed) == 1
     assert names.count("Withdrawn") == 3
     assert [org["name"] for org in result.organizations] == ["acme-code", "bitforge", "codewell"]

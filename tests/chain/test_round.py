@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chain.client import OrganizationStatus, RoundStatus, SlashReason, cid_digest
+from chain.client import OrganizationStatus, Outcome, PairPhase, RoundStatus, cid_digest
 from chain.devchain import DevChain
 from chain.units import ether, to_wad
 from tests.chain.helpers import account_of, cid_of, open_ring, register_three
@@ -10,7 +10,7 @@ from tests.chain.helpers import account_of, cid_of, open_ring, register_three
 
 def _accounted(chain: DevChain, addresses: list[str]) -> int:
     client = chain.client()
-    total = client.escrowed_fees()
+    total = client.escrowed_fees() + client.held_bonds()
     for address in addresses:
         total += client.organization(address).stake + client.pending_withdrawal(address)
     return total
@@ -26,7 +26,10 @@ def test_full_round_register_open_publish_report_finalize_withdraw_exit(dev_chai
     assert reader.open_round_id() == 1
     round_state = reader.round(1)
     assert round_state.status is RoundStatus.OPEN
-    assert round_state.decision_digest == cid_digest(cid_of("decision-1"))
+    assert round_state.decision_cid == cid_of("decision-1")
+    assert round_state.report_deadline == deadline
+    assert round_state.publish_deadline == deadline - reader.parameters().min_report_window_blocks
+    assert round_state.pairs_root == reader.pair_tree(1).root
     assert [(pair.teacher, pair.student) for pair in reader.pairs(1)] == pairs
 
     # Every teacher delivers; students 1 and 2 report, student 0 does not.
@@ -35,6 +38,11 @@ def test_full_round_register_open_publish_report_finalize_withdraw_exit(dev_chai
     orgs[1].report_gain(1, addresses[0], to_wad(0.25), cid_of("adapter-1"))
     orgs[2].report_gain(1, addresses[1], to_wad(-0.125), cid_of("adapter-2"))
     assert _accounted(dev_chain, addresses) == reader.contract_balance()
+    assert [pair.phase for pair in reader.pairs(1)] == [
+        PairPhase.SETTLED,
+        PairPhase.SETTLED,
+        PairPhase.PUBLISHED,
+    ]
 
     dev_chain.mine_until(deadline + 1)
     dev_chain.matchmaker().finalize_round(1)
@@ -52,15 +60,16 @@ def test_full_round_register_open_publish_report_finalize_withdraw_exit(dev_chai
 
     events = dev_chain.events().read(dev_chain.deployment.deploy_block)
     names = [event.name for event in events]
-    assert names.count("PairAssigned") == 3
+    assert names.count("RoundOpened") == 1
     assert names.count("BundlePublished") == 3
     assert names.count("GainReported") == 2
-    slashes = [event for event in events if event.name == "Slashed"]
-    assert len(slashes) == 1
-    assert slashes[0].args["offender"] == addresses[0]
-    assert slashes[0].args["reason"] == SlashReason.NO_REPORT
+    settled = [event for event in events if event.name == "PairSettled"]
+    assert len(settled) == 1
+    assert settled[0].args["offender"] == addresses[0]
+    assert settled[0].args["outcome"] == Outcome.NO_REPORT
+    assert settled[0].args["slashed"] == slash
     finalized = next(event for event in events if event.name == "RoundFinalized")
-    assert (finalized.args["delivered"], finalized.args["reported"]) == (3, 2)
+    assert finalized.args["settledNow"] == 1
 
     # Withdraw earnings, then leave with the remaining stake.
     balance_before = dev_chain.w3.eth.get_balance(addresses[2])

@@ -134,9 +134,7 @@ def test_wrong_teacher_publishes(market: tuple[DevChain, list[MarketClient], lis
     chain, orgs, everyone = market
     _, pairs = open_ring(chain, orgs)
     student_of_0 = pairs[0][1]
-    _rejected(
-        chain, everyone, lambda: orgs[2].publish_bundle(1, student_of_0, cid_of("b")), "NotAssignedTeacher"
-    )
+    _rejected(chain, everyone, lambda: orgs[2].publish_bundle(1, student_of_0, cid_of("b")), "NotInRound")
 
 
 def test_wrong_student_reports(market: tuple[DevChain, list[MarketClient], list[str]]) -> None:
@@ -148,7 +146,7 @@ def test_wrong_student_reports(market: tuple[DevChain, list[MarketClient], list[
         chain,
         everyone,
         lambda: stranger.report_gain(1, pairs[0][0], to_wad(0.1), cid_of("a")),
-        "NotAssignedStudent",
+        "NotInRound",
     )
 
 
@@ -161,7 +159,7 @@ def test_double_report(market: tuple[DevChain, list[MarketClient], list[str]]) -
         chain,
         everyone,
         lambda: orgs[1].report_gain(1, pairs[0][0], to_wad(0.2), cid_of("a2")),
-        "GainAlreadyReported",
+        "WrongPairState",
     )
 
 
@@ -170,9 +168,7 @@ def test_report_before_bundle_and_out_of_range(
 ) -> None:
     chain, orgs, everyone = market
     _, pairs = open_ring(chain, orgs)
-    _rejected(
-        chain, everyone, lambda: orgs[1].report_gain(1, pairs[0][0], 1, cid_of("a")), "BundleNotPublished"
-    )
+    _rejected(chain, everyone, lambda: orgs[1].report_gain(1, pairs[0][0], 1, cid_of("a")), "WrongPairState")
     orgs[0].publish_bundle(1, pairs[0][1], cid_of("b"))
     _rejected(
         chain,
@@ -248,12 +244,29 @@ def test_stake_below_minimum_to_be_paired(dev_chain: DevChain) -> None:
     )
 
 
-def test_exit_during_round(market: tuple[DevChain, list[MarketClient], list[str]]) -> None:
+def test_exit_during_round_waits_for_its_settlement(
+    market: tuple[DevChain, list[MarketClient], list[str]],
+) -> None:
     chain, orgs, everyone = market
-    open_ring(chain, orgs)
-    error = _rejected(chain, everyone, orgs[1].request_exit, "InOpenRound")
+    deadline, _ = open_ring(chain, orgs)
+    orgs[1].request_exit()  # always allowed: it takes effect once the round is settled
+    assert chain.client().organization(everyone[1]).status is OrganizationStatus.EXITING
+    chain.mine(chain.client().parameters().exit_cooldown_blocks)
+    error = _rejected(chain, everyone, orgs[1].complete_exit, "InOpenRound")
     assert error.arguments["roundId"] == 1
-    assert chain.client().organization(everyone[1]).status is OrganizationStatus.ACTIVE
+    chain.mine_until(deadline + 1)
+    chain.matchmaker().settle_round(1)
+    pairs = [(everyone[1], everyone[2])]
+    _rejected(  # an exiting organization cannot be paired again
+        chain,
+        everyone,
+        lambda: chain.matchmaker().open_round(
+            2, cid_of("d"), bytes(32), pairs, chain.w3.eth.block_number + 9
+        ),
+        "OrganizationNotActive",
+    )
+    orgs[1].complete_exit()
+    assert chain.client().organization(everyone[1]).status is OrganizationStatus.EXITED
 
 
 def test_exit_cooldown_and_nothing_to_withdraw(
