@@ -30,7 +30,15 @@ from web3.exceptions import (
 from web3.types import TxParams, TxReceipt, Wei
 
 from chain.compiler import Artifact, load_artifact
-from chain.errors import ChainError, ContractReverted, ErrorDecoder, NodeUnavailableError, TransactionFailed
+from chain.errors import (
+    ChainError,
+    ContractReverted,
+    ErrorDecoder,
+    NodeUnavailableError,
+    RpcError,
+    StateUnavailableError,
+    TransactionFailed,
+)
 from chain.units import ether
 
 RECEIPT_TIMEOUT_S = 120.0
@@ -38,6 +46,19 @@ RPC_ATTEMPTS = 4
 RPC_BACKOFF_S = 0.25
 T = TypeVar("T")
 RECEIPT_POLL_S = 0.02  # automining nodes answer within milliseconds; public chains just poll more
+PRUNED_STATE_ATTEMPTS = 5
+_PRUNED_STATE = re.compile(
+    r"BlockOutOfRange|block height is \d+ but requested was|state.*(pruned|not available)", re.I
+)
+
+
+def is_pruned_state(error: Exception) -> bool:
+    """Does a node's error say that the state of the block a read resolved to is gone?
+
+    Anvil with `--prune-history` keeps only the newest state: a read that resolved `latest` to block
+    N fails with `BlockOutOfRangeError` when N+1 is mined meanwhile.
+    """
+    return bool(_PRUNED_STATE.search(str(error)))
 
 
 def connect(rpc_url: str, timeout_s: float = 30.0) -> Web3:
@@ -219,12 +240,28 @@ class MarketClient:
         return ContractReverted("Error", {"message": str(error.message or error)})
 
     def call(self, function: ContractFunction) -> Any:
-        """Run a view function, with reverts decoded."""
-        try:
-            with rpc_errors():
-                return function.call()
-        except (ContractCustomError, ContractLogicError) as error:
-            raise self._decode(error) from None
+        """Run a view function at the latest block, with reverts decoded and node errors typed.
+
+        A read never pins a block that may vanish: when the node has dropped the state the read
+        resolved to (a pruning node mined meanwhile), it is retried at `latest`; after
+        `PRUNED_STATE_ATTEMPTS` it raises `StateUnavailableError`. Any other JSON-RPC error
+        becomes `RpcError`, so callers catch `ChainError` and nothing leaks through untyped.
+        """
+        for attempt in range(PRUNED_STATE_ATTEMPTS):
+            try:
+                with rpc_errors():
+                    return function.call(block_identifier="latest")
+            except (ContractCustomError, ContractLogicError) as error:
+                raise self._decode(error) from None
+            except Web3RPCError as error:
+                if not is_pruned_state(error):
+                    raise RpcError(f"the node refused a read: {error}") from error
+                if attempt == PRUNED_STATE_ATTEMPTS - 1:
+                    raise StateUnavailableError(
+                        f"the node kept dropping the state of the block it read: {error}"
+                    ) from error
+                time.sleep(RPC_BACKOFF_S * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def transact(self, function: ContractFunction, value: int = 0) -> TxResult:
         """Estimate (surfacing reverts as typed errors), sign, send and wait for `function`."""
