@@ -90,11 +90,13 @@ def with_retries(action: Callable[[], T], attempts: int | None = None, backoff_s
 
 @contextlib.contextmanager
 def rpc_errors(where: str = "the JSON-RPC node") -> Iterator[None]:
-    """Turn transport failures into `NodeUnavailableError`."""
+    """Transport failures and HTTP errors (a wrong path, a refusing proxy) -> `NodeUnavailableError`."""
     try:
         yield
     except (requests.ConnectionError, requests.Timeout, ProviderConnectionError) as error:
         raise NodeUnavailableError(f"cannot reach {where}: {error}") from error
+    except requests.HTTPError as error:
+        raise NodeUnavailableError(f"{where} answered HTTP, not JSON-RPC: {error}") from error
 
 
 class OrganizationStatus(IntEnum):

@@ -14,19 +14,20 @@ from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "***"
 
-# Query parameters whose value is a credential (compared case-insensitively, `-`/`_` ignored).
-_SECRET_QUERY_KEYS = frozenset(
-    {"apikey", "key", "token", "accesstoken", "authtoken", "auth", "secret", "password", "pass", "jwt", "sig"}
-)
+# A query parameter whose name contains one of these (case-insensitively) holds a credential.
+_SECRET_QUERY_WORDS = ("key", "token", "auth", "secret", "pass", "jwt", "sig", "credential", "session")
 # A path segment that looks like a key: long and made of key characters (hex, base58/64, UUIDs).
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{16,}$")
 # Segments that name an API version (`v2`, `v3`, `api`): the segment after one of them is often the key.
 _VERSION_SEGMENT = re.compile(r"^(v\d+|api|rpc|ws|http|key|keys)$", re.I)
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>)\]]+")
+# urllib3 names the path alone: "Max retries exceeded with url: /v3/<key> (Caused by ...)".
+_PATH_IN_TEXT = re.compile(r"(?<=url: )/[^\s'\"<>)\]]*")
 
 
 def _is_secret_key(name: str) -> bool:
-    return name.lower().replace("-", "").replace("_", "") in _SECRET_QUERY_KEYS
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_QUERY_WORDS)
 
 
 def _redact_path(path: str) -> str:
@@ -72,4 +73,13 @@ def redact_url(url: str) -> str:
 
 def redact_text(text: str) -> str:
     """`text` with every URL in it redacted (error messages quote the URL they could not reach)."""
-    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
+
+    def one(match: re.Match[str]) -> str:
+        url = match.group(0)
+        trail = len(url) - len(url.rstrip(".,:;!?"))  # the sentence's punctuation is not the URL's
+        return redact_url(url[: len(url) - trail]) + url[len(url) - trail :]
+
+    def path(match: re.Match[str]) -> str:
+        return redact_url("http://host" + match.group(0)).removeprefix("http://host")
+
+    return _PATH_IN_TEXT.sub(path, _URL_IN_TEXT.sub(one, text))
