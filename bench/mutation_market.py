@@ -4,7 +4,8 @@ Copies the packages the modules need and their fast tests into a scratch directo
 its `mutants/` tree next to the configuration), runs `mutmut run` with limited parallelism, and
 writes the score to `bench/results/mutation-market.json`: killed, survived, the score over all
 mutants and over the non-equivalent ones, and every survivor with the argument that it is
-equivalent (from `EQUIVALENT` below; a survivor without one counts against the score).
+equivalent (from `EQUIVALENT` below; a survivor without one counts against the score). The
+follower's tests start their own Anvil (the project-local one under `tools/`).
 
     python bench/mutation_market.py [--max-children 2]
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ["market/ledger.py", "market/parameters.py"]
 PACKAGES = ["market", "chain", "exchange", "clikit"]
-TESTS = ["tests/market/test_ledger_fold.py"]
+TESTS = ["tests/market/test_ledger_fold.py", "tests/market/test_ledger_follower.py"]
 RESULT = ROOT / "bench" / "results" / "mutation-market.json"
 
 #: mutant name -> why no test can tell it from the original (reviewed one by one).
@@ -44,11 +45,24 @@ use_git_change_detection = false
 """
 
 
+# mutmut 3.8's pytest harness reads `item._nodeid`, which pytest 9 no longer has: give it one.
+CONFTEST = '''
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if not hasattr(item, "_nodeid"):
+            item._nodeid = item.nodeid
+'''
+
+
 def _prepare(work: Path) -> None:
     for package in PACKAGES:
         shutil.copytree(ROOT / package, work / package, ignore=shutil.ignore_patterns("__pycache__"))
     (work / "tests").mkdir()
     (work / "tests" / "__init__.py").write_text("")
+    (work / "tests" / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text() + CONFTEST)
+    shutil.copytree(ROOT / "contracts" / "artifacts", work / "contracts" / "artifacts")
     for test in TESTS:
         target = work / test
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +74,7 @@ def _prepare(work: Path) -> None:
 
 
 def _mutmut(work: Path, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(work)}
+    env = {**os.environ, "PYTHONPATH": str(work), "KNEXA_TOOLS_DIR": str(ROOT / "tools")}
     mutmut = Path(sys.executable).with_name("mutmut")
     done = subprocess.run(
         [str(mutmut), *args], cwd=work, env=env, capture_output=True, text=True, check=False

@@ -21,6 +21,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import (
+    BadFunctionCallOutput,
     ContractCustomError,
     ContractLogicError,
     ProviderConnectionError,
@@ -255,6 +256,10 @@ class MarketClient:
                     return function.call(block_identifier="latest")
             except (ContractCustomError, ContractLogicError) as error:
                 raise self._decode(error) from None
+            except BadFunctionCallOutput as error:
+                raise RpcError(
+                    f"the answer to a read cannot be decoded (no market at this address?): {error}"
+                ) from error
             except Web3RPCError as error:
                 if not is_pruned_state(error):
                     raise RpcError(f"the node refused a read: {error}") from error

@@ -6,11 +6,13 @@ so tests can pin a verdict; without a content store every round shows "unavailab
 
 The default verifier (`ReplayVerifier`) is incremental: it keeps the replayer's state between calls,
 so each decision record is fetched and each round recomputed once, not on every refresh. A replay
-that could not go through (a document missing or the store down) starts afresh on its next call.
+that could not go through (a document missing or the store down) starts afresh, at most once a
+minute.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -19,7 +21,7 @@ from chain.events import ChainEvent
 from explorer.models import VERDICT_UNAVAILABLE, VerdictView
 from explorer.redact import redact_text
 from market.parameters import read_constants
-from matchmaker.audit import UNVERIFIABLE, Replayer
+from matchmaker.audit import Replayer
 
 
 class RoundVerdictLike(Protocol):
@@ -53,8 +55,11 @@ class ReplayVerifier:
     """The default verifier: `matchmaker.audit.Replayer` over the explorer's content store, kept
     between calls so that each round is replayed once."""
 
-    def __init__(self) -> None:
+    def __init__(self, retry_after_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.retry_after_s = retry_after_s
+        self.clock = clock
         self._replayer: Replayer | None = None
+        self._started_at = 0.0
 
     def __call__(
         self, market: MarketClient, store: Any, events: Sequence[ChainEvent]
@@ -63,12 +68,12 @@ class ReplayVerifier:
             raise VerifierUnavailableError(
                 "the replay needs the content store (--store) for decision records"
             )
-        if self._replayer is None:
+        stale = self._replayer is not None and self._replayer.broken_at is not None
+        if self._replayer is None or (stale and self.clock() - self._started_at >= self.retry_after_s):
+            # a broken history may come from a store outage: replay it from the start, now and then
             self._replayer = Replayer(store, read_constants(market).initial_reputation)
-        verdicts = self._replayer.advance(events)
-        if any(verdict.verdict == UNVERIFIABLE for verdict in verdicts):
-            self._replayer = None  # maybe the store was down: the next call replays from the start
-        return verdicts
+            self._started_at = self.clock()
+        return self._replayer.advance(events)
 
 
 def run_verifier(

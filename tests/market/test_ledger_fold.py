@@ -339,3 +339,51 @@ def test_reputation_ema_refuses_a_weight_outside_its_range(weight: int) -> None:
 
 def test_bps_is_ten_thousand() -> None:
     assert BPS == 10_000
+
+
+def test_amounts_accumulate_and_every_record_keeps_its_event() -> None:
+    log = _Log()
+    for address in (A, B):
+        log.add(
+            1,
+            "OrganizationRegistered",
+            organization=address,
+            name="x",
+            stake=100,
+            profileCid=b"",
+            encryptionPublicKey=b"",
+        )
+    log.add(2, "RoundOpened", roundId=1, decisionCid=b"", policyDigest=b"", deadlineBlock=3, pairCount=2)
+    log.add(4, "RewardPaid", roundId=1, teacher=A, student=B, fee=3, credits=2 * WAD)
+    log.add(4, "RewardPaid", roundId=1, teacher=A, student=B, fee=4, credits=5 * WAD)
+    log.add(4, "Slashed", roundId=1, offender=B, beneficiary=A, amount=10, reason=int(SlashReason.NO_BUNDLE))
+    log.add(4, "FeeRefunded", roundId=1, student=B, fee=2)
+    log.add(4, "ReputationUpdated", roundId=1, organization=A, oldReputation=INITIAL, newReputation=1)
+    log.add(5, "Withdrawn", account=A, amount=2)
+    log.add(6, "OrganizationExited", organization=A)
+    ledger = Ledger.from_events(log.events, initial_reputation=INITIAL)
+    a, b = ledger.organizations[A], ledger.organizations[B]
+    assert a.address == A
+    assert a.credits == 7 * WAD  # 2 + 5
+    assert a.pending_withdrawal == 3 + 4 + 10 - 2 + 100  # fees, slash, withdrawn, then the stake on exit
+    assert (b.stake, b.pending_withdrawal) == (100 - 10 + 2, 0)
+    record = ledger.rounds[1]
+    assert [r.ref for r in record.rewards] == [EventRef(4, f"0x{4:064x}", 3), EventRef(4, f"0x{4:064x}", 4)]
+    assert [s.ref for s in record.slashes] == [EventRef(4, f"0x{4:064x}", 5)]
+    assert [(s.reason, s.offender) for s in record.slashes] == [(SlashReason.NO_BUNDLE, B)]
+    assert [r.ref for r in record.refunds] == [EventRef(4, f"0x{4:064x}", 6)]
+    assert [m.ref for m in record.reputation_moves] == [EventRef(4, f"0x{4:064x}", 7)]
+
+
+def test_without_parameters_any_stake_is_enough() -> None:
+    log = _Log()
+    log.add(
+        1,
+        "OrganizationRegistered",
+        organization=A,
+        name="a",
+        stake=0,
+        profileCid=b"",
+        encryptionPublicKey=b"",
+    )
+    assert Ledger.from_events(log.events, initial_reputation=INITIAL).eligible() == [A]
