@@ -46,14 +46,14 @@ use_git_change_detection = false
 
 
 # mutmut 3.8's pytest harness reads `item._nodeid`, which pytest 9 no longer has: give it one.
-CONFTEST = '''
+CONFTEST = """
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     for item in items:
         if not hasattr(item, "_nodeid"):
             item._nodeid = item.nodeid
-'''
+"""
 
 
 def _prepare(work: Path) -> None:
