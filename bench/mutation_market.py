@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ["market/ledger.py", "market/parameters.py"]
@@ -69,7 +70,11 @@ def _prepare(work: Path) -> None:
         (target.parent / "__init__.py").write_text("")
         shutil.copy(ROOT / test, target)
     (work / "pyproject.toml").write_text(
-        CONFIG.format(modules=json.dumps(MODULES), packages=json.dumps(PACKAGES), tests=json.dumps(TESTS))
+        CONFIG.format(
+            modules=json.dumps(MODULES),
+            packages=json.dumps([*PACKAGES, "contracts"]),
+            tests=json.dumps(TESTS),
+        )
     )
 
 
@@ -99,6 +104,8 @@ def main() -> None:
         _mutmut(work, "run", "--max-children", str(options.max_children))
         listing = _mutmut(work, "results", "--all", "true")
         statuses = dict(re.findall(r"^\s*(\S+): (\S.*)$", listing, re.M))
+        if not any(status == "killed" for status in statuses.values()):
+            raise SystemExit(f"mutmut checked nothing (did the tests fail?):\n{listing[:2000]}")
         survivors = sorted(name for name, status in statuses.items() if status != "killed")
         diffs = {name: _mutmut(work, "show", name).strip() for name in survivors}
     finally:
@@ -107,7 +114,7 @@ def main() -> None:
     killed = sum(1 for status in statuses.values() if status == "killed")
     equivalent = [name for name in survivors if name in EQUIVALENT]
     non_equivalent = len(statuses) - len(equivalent)
-    result = {
+    result: dict[str, Any] = {
         "tool": "mutmut 3.8.0",
         "modules": MODULES,
         "tests": TESTS,

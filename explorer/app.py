@@ -40,6 +40,7 @@ from explorer.paging import (
     StrictNonNegativeInt,
     page_of,
 )
+from explorer.redact import redact_url
 from explorer.sourcify import market_tree
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -67,7 +68,7 @@ def create_app(data: ExplorerData) -> FastAPI:
         version="1",
     )
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-    bx = (data.settings.block_explorer_url or "").rstrip("/") or None
+    bx = redact_url((data.settings.block_explorer_url or "").rstrip("/")) or None
     templates.env.globals.update(
         bx=bx,
         short=short_address,

@@ -246,7 +246,9 @@ class ExplorerData:
             ),
             open_round_id=market.open_round_id(),
             notices=notices,
-            block_explorer_url=self.settings.block_explorer_url,
+            block_explorer_url=(
+                redact_url(self.settings.block_explorer_url) if self.settings.block_explorer_url else None
+            ),
         )
         return Snapshot(
             summary=summary,

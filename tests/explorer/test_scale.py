@@ -240,3 +240,22 @@ def test_every_status_code_is_documented(client: TestClient) -> None:
     sourcify = [route for route in paths if route.startswith("/sourcify/")]
     assert sourcify
     assert all("404" in paths[route]["get"]["responses"] for route in sourcify)
+
+
+def test_the_store_and_block_explorer_urls_are_shown_without_credentials(round_chain: Round) -> None:
+    _, scenario = round_chain
+    app = build_app(
+        manifest=scenario.manifest,
+        store=f"http://alice:hunter2@127.0.0.1:{free_port()}/?token=topsecret",
+        block_explorer_url="https://alice:hunter2@explorer.example.org/",
+        store_timeout_s=0.5,
+        ttl_s=0,
+    )
+    client = TestClient(app)
+    for path in ("/api/summary", "/api/organizations", "/api/rounds", "/", "/rounds/1", "/organizations"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert all(secret not in response.text for secret in SECRETS), (path, response.text)
+    summary = client.get("/api/summary").json()
+    assert summary["block_explorer_url"] == "https://***@explorer.example.org/"
+    assert summary["store"]["reachable"] is False

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.generation.modes import GenerationMode
 
 from chain.devchain import DevChain
@@ -75,8 +76,12 @@ def _fuzz(
     excluded = [not_a_server_error] if server_errors else None
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     seen: dict[str, int] = {}
-    operations = [result.ok() for result in schema.get_all_operations()]
-    operations = [op for op in operations if not op.path.startswith(excluded_prefixes)]
+    operations = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()  # the document itself is invalid
+        if not result.ok().path.startswith(excluded_prefixes):
+            operations.append(result.ok())
     assert operations
     for operation in operations:
         for mode, examples in EXAMPLES.items():

@@ -7,6 +7,7 @@ from coincurve import PrivateKey
 
 from chain.client import MarketClient
 from chain.devchain import DevChain
+from chain.errors import ChainError
 from chain.units import ether
 from market.errors import ParametersError
 from market.ledger import Ledger, LedgerFollower
@@ -23,8 +24,10 @@ def test_the_contract_constants(dev_chain: DevChain) -> None:
 
 def test_constants_of_an_address_without_the_market_are_a_typed_error(dev_chain: DevChain) -> None:
     nowhere = MarketClient(dev_chain.w3, "0x000000000000000000000000000000000000bEEF")
-    with pytest.raises(ParametersError, match="cannot read the market's constants"):
+    with pytest.raises(ParametersError) as raised:
         read_constants(nowhere)
+    assert str(raised.value) == f"cannot read the market's constants: {raised.value.__cause__}"
+    assert isinstance(raised.value.__cause__, ChainError)
 
 
 def test_the_follower_reads_each_block_once(dev_chain: DevChain) -> None:
