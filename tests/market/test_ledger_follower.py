@@ -79,3 +79,26 @@ def test_a_follower_from_a_later_block_skips_the_earlier_ones(dev_chain: DevChai
     assert follower.events == []
     assert ledger.organizations == {}
     assert head == start
+
+
+class _Lagging(MarketClient):
+    """A real client whose idea of the head is `lag` blocks behind the node (a block mined between
+    reading the head and reading the logs)."""
+
+    lag = 1
+
+    def block_number(self) -> int:
+        return super().block_number() - self.lag
+
+
+def test_the_follower_reads_no_further_than_the_head_it_saw(dev_chain: DevChain) -> None:
+    market = _Lagging(dev_chain.w3, dev_chain.deployment.market_address)
+    follower = LedgerFollower(market, dev_chain.deployment.deploy_block)
+    dev_chain.organization(0).register("a", b"p", _key(0), ether(2))
+    ledger, head = follower.sync()
+    assert head == dev_chain.client().block_number() - 1
+    assert ledger.organizations == {}  # the registration is in the block after the head it saw
+    market.lag = 0
+    ledger, _ = follower.sync()
+    assert [event.name for event in follower.events].count("OrganizationRegistered") == 1
+    assert len(ledger.organizations) == 1
