@@ -7,6 +7,7 @@ that a revert surfaces as a decoded `ContractReverted` *before* anything is sent
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import (
+    BadFunctionCallOutput,
     ContractCustomError,
     ContractLogicError,
     ProviderConnectionError,
@@ -29,7 +31,15 @@ from web3.exceptions import (
 from web3.types import TxParams, TxReceipt, Wei
 
 from chain.compiler import Artifact, load_artifact
-from chain.errors import ChainError, ContractReverted, ErrorDecoder, NodeUnavailableError, TransactionFailed
+from chain.errors import (
+    ChainError,
+    ContractReverted,
+    ErrorDecoder,
+    NodeUnavailableError,
+    RpcError,
+    StateUnavailableError,
+    TransactionFailed,
+)
 from chain.merkle import PairTree, unpack_pairs
 from chain.units import ether
 
@@ -38,6 +48,19 @@ RPC_ATTEMPTS = 4
 RPC_BACKOFF_S = 0.25
 T = TypeVar("T")
 RECEIPT_POLL_S = 0.02  # automining nodes answer within milliseconds; public chains just poll more
+PRUNED_STATE_ATTEMPTS = 5
+_PRUNED_STATE = re.compile(
+    r"BlockOutOfRange|block height is \d+ but requested was|state.*(pruned|not available)", re.I
+)
+
+
+def is_pruned_state(error: Exception) -> bool:
+    """Does a node's error say that the state of the block a read resolved to is gone?
+
+    Anvil with `--prune-history` keeps only the newest state: a read that resolved `latest` to block
+    N fails with `BlockOutOfRangeError` when N+1 is mined meanwhile.
+    """
+    return bool(_PRUNED_STATE.search(str(error)))
 
 
 def connect(rpc_url: str, timeout_s: float = 30.0) -> Web3:
@@ -69,11 +92,13 @@ def with_retries(action: Callable[[], T], attempts: int | None = None, backoff_s
 
 @contextlib.contextmanager
 def rpc_errors(where: str = "the JSON-RPC node") -> Iterator[None]:
-    """Turn transport failures into `NodeUnavailableError`."""
+    """Transport failures and HTTP errors (a wrong path, a refusing proxy) -> `NodeUnavailableError`."""
     try:
         yield
     except (requests.ConnectionError, requests.Timeout, ProviderConnectionError) as error:
         raise NodeUnavailableError(f"cannot reach {where}: {error}") from error
+    except requests.HTTPError as error:
+        raise NodeUnavailableError(f"{where} answered HTTP, not JSON-RPC: {error}") from error
 
 
 class OrganizationStatus(IntEnum):
@@ -292,12 +317,32 @@ class MarketClient:
         return ContractReverted("Error", {"message": str(error.message or error)})
 
     def call(self, function: ContractFunction) -> Any:
-        """Run a view function, with reverts decoded."""
-        try:
-            with rpc_errors():
-                return function.call()
-        except (ContractCustomError, ContractLogicError) as error:
-            raise self._decode(error) from None
+        """Run a view function at the latest block, with reverts decoded and node errors typed.
+
+        A read never pins a block that may vanish: when the node has dropped the state the read
+        resolved to (a pruning node mined meanwhile), it is retried at `latest`; after
+        `PRUNED_STATE_ATTEMPTS` it raises `StateUnavailableError`. Any other JSON-RPC error
+        becomes `RpcError`, so callers catch `ChainError` and nothing leaks through untyped.
+        """
+        for attempt in range(PRUNED_STATE_ATTEMPTS):
+            try:
+                with rpc_errors():
+                    return function.call(block_identifier="latest")
+            except (ContractCustomError, ContractLogicError) as error:
+                raise self._decode(error) from None
+            except BadFunctionCallOutput as error:
+                raise RpcError(
+                    f"the answer to a read cannot be decoded (no market at this address?): {error}"
+                ) from error
+            except Web3RPCError as error:
+                if not is_pruned_state(error):
+                    raise RpcError(f"the node refused a read: {error}") from error
+                if attempt == PRUNED_STATE_ATTEMPTS - 1:
+                    raise StateUnavailableError(
+                        f"the node kept dropping the state of the block it read: {error}"
+                    ) from error
+                time.sleep(RPC_BACKOFF_S * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def transact(self, function: ContractFunction, value: int = 0) -> TxResult:
         """Estimate (surfacing reverts as typed errors), sign, send and wait for `function`."""

@@ -27,6 +27,14 @@ class NodeUnavailableError(ChainError):
     """The JSON-RPC endpoint does not answer."""
 
 
+class RpcError(ChainError):
+    """The JSON-RPC node answered a read with an error (not a revert)."""
+
+
+class StateUnavailableError(RpcError):
+    """The node no longer holds the state a read needed (a pruning node dropped the block)."""
+
+
 class DeploymentError(ChainError):
     """Deploying the contracts failed, or a manifest does not match the chain."""
 

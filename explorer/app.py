@@ -1,8 +1,9 @@
 """Routes: server-rendered pages, the JSON API under `/api`, and the Sourcify tree for block explorers.
 
 Every page has a JSON twin (`/rounds/3` <-> `/api/rounds/3`); FastAPI publishes the OpenAPI document
-at `/openapi.json` (interactive docs at `/docs`). When the chain cannot be read (no manifest, node
-down, chain reset) pages answer 503 with an explanation page and the API answers 503 with
+at `/openapi.json` (interactive docs at `/docs`), with every status code a route can answer. Every
+list is paged (`explorer.paging`: `cursor` + `limit`, oldest first). When the chain cannot be read
+(no manifest, node down, chain reset) pages answer 503 with an explanation page and the API answers 503 with
 `{"error", "title", "detail"}`; nothing here answers 500 for a state of the world.
 """
 
@@ -29,6 +30,17 @@ from explorer.models import (
     Unavailable,
     VerdictView,
 )
+from explorer.paging import (
+    CHAIN_UNAVAILABLE,
+    DEFAULT_LIMIT,
+    NOT_FOUND,
+    CursorQuery,
+    LimitQuery,
+    Page,
+    StrictNonNegativeInt,
+    page_of,
+)
+from explorer.redact import redact_url
 from explorer.sourcify import market_tree
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -56,7 +68,7 @@ def create_app(data: ExplorerData) -> FastAPI:
         version="1",
     )
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-    bx = (data.settings.block_explorer_url or "").rstrip("/") or None
+    bx = redact_url((data.settings.block_explorer_url or "").rstrip("/")) or None
     templates.env.globals.update(
         bx=bx,
         short=short_address,
@@ -151,7 +163,7 @@ def create_app(data: ExplorerData) -> FastAPI:
         )
 
     @app.get("/rounds/{round_id}", response_class=HTMLResponse, include_in_schema=False)
-    def round_page(request: Request, round_id: int) -> HTMLResponse:
+    def round_page(request: Request, round_id: StrictNonNegativeInt) -> HTMLResponse:
         snap = snapshot()
         item = _find_round(snap, round_id)
         return page(
@@ -190,44 +202,48 @@ def create_app(data: ExplorerData) -> FastAPI:
 
     # ------------------------------------------------------------------ JSON API
 
-    @app.get("/api/summary", tags=["api"])
+    @app.get("/api/summary", tags=["api"], responses=CHAIN_UNAVAILABLE)
     def api_summary() -> Summary:
         """Chain, market, parameters, counts, content store state and notices."""
         return snapshot().summary
 
-    @app.get("/api/organizations", tags=["api"])
-    def api_organizations() -> list[OrganizationView]:
-        """Every registered organization with its state and decoded profile."""
-        return snapshot().organizations
+    @app.get("/api/organizations", tags=["api"], responses=CHAIN_UNAVAILABLE)
+    def api_organizations(
+        cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_LIMIT
+    ) -> Page[OrganizationView]:
+        """Registered organizations in registration order, with their state and decoded profile."""
+        return page_of(snapshot().organizations, cursor, limit)
 
-    @app.get("/api/organizations/{address}", tags=["api"])
+    @app.get("/api/organizations/{address}", tags=["api"], responses={**NOT_FOUND, **CHAIN_UNAVAILABLE})
     def api_organization(address: str) -> OrganizationView:
         return _find_organization(snapshot(), address)
 
-    @app.get("/api/rounds", tags=["api"])
-    def api_rounds() -> list[RoundView]:
-        """Every round with its pairs, scores, bundles, gains, rewards, slashes and verdict."""
-        return snapshot().rounds
+    @app.get("/api/rounds", tags=["api"], responses=CHAIN_UNAVAILABLE)
+    def api_rounds(cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_LIMIT) -> Page[RoundView]:
+        """Rounds, oldest first, with their pairs, scores, bundles, gains, rewards, slashes and verdict."""
+        return page_of(snapshot().rounds, cursor, limit)
 
-    @app.get("/api/rounds/{round_id}", tags=["api"])
-    def api_round(round_id: int) -> RoundView:
+    @app.get("/api/rounds/{round_id}", tags=["api"], responses={**NOT_FOUND, **CHAIN_UNAVAILABLE})
+    def api_round(round_id: StrictNonNegativeInt) -> RoundView:
         return _find_round(snapshot(), round_id)
 
-    @app.get("/api/verdicts", tags=["api"])
-    def api_verdicts() -> list[VerdictView]:
-        """The replay verdict of every round, recomputed by this explorer."""
-        return [item.verdict for item in snapshot().rounds]
+    @app.get("/api/verdicts", tags=["api"], responses=CHAIN_UNAVAILABLE)
+    def api_verdicts(cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_LIMIT) -> Page[VerdictView]:
+        """The replay verdict of every round, recomputed by this explorer, oldest round first."""
+        return page_of([item.verdict for item in snapshot().rounds], cursor, limit)
 
-    @app.get("/api/events", tags=["api"])
+    @app.get("/api/events", tags=["api"], responses=CHAIN_UNAVAILABLE)
     def api_events(
         name: str | None = Query(None, description="only events with this name"),
         tx: str | None = Query(None, description="only events of this transaction hash"),
-        block: int | None = Query(None, description="only events of this block"),
-    ) -> list[EventView]:
+        block: StrictNonNegativeInt | None = Query(None, description="only events of this block"),
+        cursor: CursorQuery = None,
+        limit: LimitQuery = DEFAULT_LIMIT,
+    ) -> Page[EventView]:
         """The market's decoded events in chain order."""
-        return _filter_events(snapshot().events, name, tx, block)
+        return page_of(_filter_events(snapshot().events, name, tx, block), cursor, limit)
 
-    @app.get("/api/history", tags=["api"])
+    @app.get("/api/history", tags=["api"], responses=CHAIN_UNAVAILABLE)
     def api_history() -> History:
         """Reputation and gains per organization over rounds, and how often each pair was chosen."""
         return snapshot().history
@@ -252,14 +268,33 @@ def create_app(data: ExplorerData) -> FastAPI:
         if Web3.to_checksum_address(address) != market.address:
             raise HTTPException(404, "not a contract this explorer knows", headers=cors)
 
-    @app.get("/sourcify/contracts/full_match/{chain_id}/{address}/metadata.json", tags=["sourcify"])
-    def sourcify_metadata(chain_id: int, address: str) -> Response:
+    metadata_responses: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"application/json": {}}, "description": "the metadata JSON"},
+        **NOT_FOUND,
+    }
+    source_responses: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the source"},
+        **NOT_FOUND,
+    }
+
+    @app.get(
+        "/sourcify/contracts/full_match/{chain_id}/{address}/metadata.json",
+        tags=["sourcify"],
+        response_class=Response,
+        responses=metadata_responses,
+    )
+    def sourcify_metadata(chain_id: StrictNonNegativeInt, address: str) -> Response:
         """The compiler metadata of the deployed market, byte for byte (Sourcify repository layout)."""
         _check_market(chain_id, address)
         return Response(market_tree().metadata, media_type="application/json", headers=cors)
 
-    @app.get("/sourcify/contracts/full_match/{chain_id}/{address}/sources/{path:path}", tags=["sourcify"])
-    def sourcify_source(chain_id: int, address: str, path: str) -> Response:
+    @app.get(
+        "/sourcify/contracts/full_match/{chain_id}/{address}/sources/{path:path}",
+        tags=["sourcify"],
+        response_class=Response,
+        responses=source_responses,
+    )
+    def sourcify_source(chain_id: StrictNonNegativeInt, address: str, path: str) -> Response:
         """A source unit, by its path (RepositoryV1, `@`/`:` as `_`) or the keccak256 of it (V2)."""
         _check_market(chain_id, address)
         text = market_tree().source(path)

@@ -8,6 +8,7 @@ not twenty.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -28,6 +29,7 @@ from exchange.errors import (
 from exchange.store import ContentStore
 from exchange.stores import is_ipfs_api, open_store
 from explorer.models import Document
+from explorer.redact import redact_text
 from market.documents import DecisionRecord, ProfileDoc
 
 MAX_DOCUMENT_BYTES = 1 << 20  # profiles and decision records are small; refuse anything bigger
@@ -125,7 +127,7 @@ class ContentReader:
         return self.store is not None
 
     def describe(self) -> str:
-        return repr(self.store) if self.store is not None else "none configured"
+        return redact_text(repr(self.store)) if self.store is not None else "none configured"
 
     def status(self) -> tuple[bool, str]:
         """(reachable, detail) as last seen."""
@@ -155,7 +157,17 @@ class ContentReader:
                 self._down_reason = f"content store unreachable: {error}"
 
     def fetch(self, cid: str, kind: str, decoder: Decoder) -> Document:
-        """The document at `cid`, decoded with `decoder`; never raises for store or format problems."""
+        """The document at `cid`, decoded with `decoder`; never raises for store or format problems.
+
+        Its `detail` quotes no credential of the store's URL (`explorer.redact`)."""
+        document = self._fetch(cid, kind, decoder)
+        return (
+            dataclasses.replace(document, detail=redact_text(document.detail))
+            if document.detail
+            else document
+        )
+
+    def _fetch(self, cid: str, kind: str, decoder: Decoder) -> Document:
         key = (cid, kind)
         with self._lock:
             cached = self._hits.get(key)

@@ -3,11 +3,14 @@
 Everything comes from public sources: the market's view functions and events (via `chain`), and
 the documents whose CIDs those events carry (via the content store). Each request asks for a
 snapshot; one is rebuilt at most every `ttl_s` seconds, so a page with many parts reads the chain
-once, and a busy explorer does not hammer the node.
+once, and a busy explorer does not hammer the node. A rebuild reads only new blocks
+(`explorer.index.MarketIndex`), and every URL in it is redacted (`explorer.redact`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -21,9 +24,10 @@ from web3 import Web3
 from chain.client import MarketClient, OrganizationStatus, RoundStatus, connect
 from chain.deploy import Deployment, verify_deployment
 from chain.errors import ChainError, DeploymentError, NodeUnavailableError
-from chain.events import EventReader
+from chain.events import ChainEvent
 from chain.units import from_wad
 from explorer.content import ContentReader, cid_text_or_none, decode_decision, decode_profile
+from explorer.index import MarketIndex, identity_of
 from explorer.models import (
     VERDICT_PENDING,
     ChainInfo,
@@ -49,9 +53,11 @@ from explorer.models import (
     Unavailable,
     VerdictView,
 )
-from explorer.verdicts import Verifier, matchmaker_verifier, run_verifier
+from explorer.redact import redact_text, redact_url
+from explorer.verdicts import ReplayVerifier, VerifierFactory
 from market.ledger import EventRef, Ledger, LedgerRound, RewardRecord
-from market.parameters import read_constants
+
+log = logging.getLogger(__name__)
 
 RPC_TIMEOUT_S = 5.0
 
@@ -99,12 +105,13 @@ class ExplorerData:
         self,
         settings: ExplorerSettings,
         content: ContentReader,
-        verifier: Verifier = matchmaker_verifier,
+        verifier: VerifierFactory = ReplayVerifier,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.content = content
         self.verifier = verifier
+        self.index: MarketIndex | None = None
         self.clock = clock
         self._lock = threading.Lock()
         self._cached: Snapshot | Unavailable | None = None
@@ -118,9 +125,30 @@ class ExplorerData:
         with self._lock:
             now = self.clock()
             if self._cached is None or now - self._cached_at >= self.settings.ttl_s:
-                self._cached = self._build()
+                built = self._build()
+                if isinstance(built, Unavailable):  # error texts quote URLs: keep their secrets out
+                    built = Unavailable(built.kind, built.title, redact_text(built.detail))
+                self._cached = built
                 self._cached_at = self.clock()
             return self._cached
+
+    def _index_for(self, deployment: Deployment, market: MarketClient, head: int) -> MarketIndex:
+        """The index of this market, or a fresh one when the chain was reset under the old one."""
+        identity = identity_of(market, deployment.deploy_block)
+        index = self.index
+        if index is not None and (index.identity != identity or not index.continuous(head)):
+            log.warning(
+                "the chain was reset or reorganized under the explorer (block %d is not the one it read): "
+                "indexing the market again from its deployment block",
+                index.follower.read_through,
+            )
+            index = None
+        if index is None:
+            index = MarketIndex(
+                market, deployment.deploy_block, identity, self, self.verifier(), self.content.store
+            )
+            self.index = index
+        return index
 
     # ------------------------------------------------------------------ connection
 
@@ -171,31 +199,25 @@ class ExplorerData:
     # ------------------------------------------------------------------ reading
 
     def _read(self, deployment: Deployment, market: MarketClient) -> Snapshot:
-        block_number = market.block_number()
         self.content.probe()
-        events = EventReader(market.w3, market.contract).read(deployment.deploy_block, block_number)
-        ledger = Ledger.from_events(events, initial_reputation=read_constants(market).initial_reputation)
+        index = self._index_for(deployment, market, market.block_number())
+        ledger, block_number = index.refresh()
+        events = index.events
 
-        organizations = self._organizations(market, ledger)
+        organizations = list(index.organizations.values())
         names = {org.address: org.name for org in organizations}
-        round_ids = sorted(ledger.rounds)
-        verdicts = (
-            run_verifier(self.verifier, market, self.content.store, deployment.deploy_block, round_ids)
-            if round_ids
-            else {}
-        )
-        rounds = [self._round(market, ledger.rounds[rid], names, verdicts.get(rid)) for rid in round_ids]
+        rounds = index.rounds(ledger, names)
 
         reachable, store_detail = self.content.status()
         notices: list[str] = []
         if not self.content.configured:
             notices.append("No content store is configured: profiles and decision records are not shown.")
         elif not reachable:
-            notices.append(f"Degraded: {store_detail}. Chain data is shown; documents are not.")
+            notices.append(f"Degraded: {redact_text(store_detail)}. Chain data is shown; documents are not.")
         chain_info = ChainInfo(
             chain_id=market.chain_id,
             block_number=block_number,
-            rpc_url=self._w3_url or "",
+            rpc_url=redact_url(self._w3_url or ""),
             market_address=market.address,
             deploy_block=deployment.deploy_block,
             deploy_transaction=deployment.deploy_transaction,
@@ -218,65 +240,80 @@ class ExplorerData:
             counts=counts,
             store=StoreInfo(
                 configured=self.content.configured,
-                description=self.content.describe(),
+                description=redact_text(self.content.describe()),
                 reachable=reachable,
-                detail=store_detail,
+                detail=redact_text(store_detail),
             ),
             open_round_id=market.open_round_id(),
             notices=notices,
-            block_explorer_url=self.settings.block_explorer_url,
+            block_explorer_url=(
+                redact_url(self.settings.block_explorer_url) if self.settings.block_explorer_url else None
+            ),
         )
-        event_views = [
-            EventView(
-                name=event.name,
-                block_number=event.block_number,
-                transaction_hash=event.transaction_hash,
-                log_index=event.log_index,
-                args=_jsonable(event.args),
-            )
-            for event in events
-        ]
         return Snapshot(
             summary=summary,
             organizations=organizations,
             rounds=rounds,
-            events=event_views,
+            events=list(events),
             history=_history(organizations, rounds),
         )
 
-    def _organizations(self, market: MarketClient, ledger: Ledger) -> list[OrganizationView]:
-        views = []
-        for org in market.organizations():
+    # ------------------------------------------------------------------ views (`explorer.index.Views`)
+
+    def event_view(self, event: ChainEvent) -> EventView:
+        return EventView(
+            name=event.name,
+            block_number=event.block_number,
+            transaction_hash=event.transaction_hash,
+            log_index=event.log_index,
+            args=_jsonable(event.args),
+        )
+
+    def refresh_organization(self, view: OrganizationView) -> OrganizationView:
+        """`view` with its profile fetched again (it was missing or the store was down)."""
+        if view.profile_cid is None:
+            return view
+        return dataclasses.replace(view, profile=self._profile(view.profile_cid))
+
+    def _profile(self, cid: str) -> Document:
+        document = self.content.fetch(cid, "profile", decode_profile)
+        return dataclasses.replace(document, detail=redact_text(document.detail))
+
+    def round_view(
+        self, market: MarketClient, record: LedgerRound, names: dict[str, str], verdict: VerdictView | None
+    ) -> RoundView:
+        return self._round(market, record, names, verdict)
+
+    def organization_view(self, market: MarketClient, address: str, ledger: Ledger) -> OrganizationView:
+        for org in [market.organization(address)]:
             record = ledger.organizations.get(org.address)
             binary = record.profile_cid if record is not None else None
             profile_cid = cid_text_or_none(binary) if binary is not None else None
             profile: Document | None = None
             if profile_cid is not None:
-                profile = self.content.fetch(profile_cid, "profile", decode_profile)
+                profile = self._profile(profile_cid)
             elif binary is not None:
                 profile = Document(
                     "0x" + binary.hex(), "invalid", detail="the profile CID is not a valid CID"
                 )
-            views.append(
-                OrganizationView(
-                    address=org.address,
-                    name=org.name,
-                    status=OrganizationStatus(org.status).name.lower(),
-                    stake_wei=org.stake,
-                    stake_eth=from_wad(org.stake),
-                    reputation_wad=org.reputation,
-                    reputation=from_wad(org.reputation),
-                    credits_wad=org.credits,
-                    credits=from_wad(org.credits),
-                    pending_withdrawal_wei=market.pending_withdrawal(org.address),
-                    registered_at_block=org.registered_at_block,
-                    exit_available_at_block=org.exit_available_at_block,
-                    registration=_tx(record.registered if record is not None else None),
-                    profile_cid=profile_cid,
-                    profile=profile,
-                )
+            return OrganizationView(
+                address=org.address,
+                name=org.name,
+                status=OrganizationStatus(org.status).name.lower(),
+                stake_wei=org.stake,
+                stake_eth=from_wad(org.stake),
+                reputation_wad=org.reputation,
+                reputation=from_wad(org.reputation),
+                credits_wad=org.credits,
+                credits=from_wad(org.credits),
+                pending_withdrawal_wei=market.pending_withdrawal(org.address),
+                registered_at_block=org.registered_at_block,
+                exit_available_at_block=org.exit_available_at_block,
+                registration=_tx(record.registered if record is not None else None),
+                profile_cid=profile_cid,
+                profile=profile,
             )
-        return views
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _round(
         self,

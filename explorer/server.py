@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from explorer.app import create_app
 from explorer.content import ContentReader, open_readonly_store
 from explorer.data import ExplorerData, ExplorerSettings
-from explorer.verdicts import Verifier, matchmaker_verifier
+from explorer.verdicts import ReplayVerifier, VerifierFactory
 
 
 def build_app(
@@ -19,7 +19,7 @@ def build_app(
     store: str | None = None,
     block_explorer_url: str | None = None,
     ttl_s: float = 3.0,
-    verifier: Verifier = matchmaker_verifier,
+    verifier: VerifierFactory = ReplayVerifier,
     store_timeout_s: float = 3.0,
 ) -> FastAPI:
     settings = ExplorerSettings(

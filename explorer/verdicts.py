@@ -1,18 +1,27 @@
-"""Replay verdicts, recomputed by the explorer itself through `matchmaker.audit.verify_rounds`.
+"""Replay verdicts, recomputed by the explorer itself through `matchmaker.audit.Replayer`.
 
 The explorer never takes the matchmaker's word for its own honesty: it replays the policy from the
 public record (chain events + documents in the content store). The replay is injectable (`Verifier`)
 so tests can pin a verdict; without a content store every round shows "unavailable" with the reason.
+
+The default verifier (`ReplayVerifier`) is incremental: it keeps the replayer's state between calls,
+so each decision record is fetched and each round recomputed once, not on every refresh. A replay
+that could not go through (a document missing or the store down) starts afresh, at most once a
+minute.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from chain.client import MarketClient
+from chain.events import ChainEvent
 from explorer.models import VERDICT_UNAVAILABLE, VerdictView
-from matchmaker.audit import verify_rounds
+from explorer.redact import redact_text
+from market.parameters import read_constants
+from matchmaker.audit import Replayer
 
 
 class RoundVerdictLike(Protocol):
@@ -31,39 +40,63 @@ class RoundVerdictLike(Protocol):
     def detail(self) -> str: ...
 
 
-Verifier = Callable[[MarketClient, Any, int], Sequence[RoundVerdictLike]]
-"""`(market, store, from_block) -> verdicts`, the signature of `matchmaker.audit.verify_rounds`."""
+Verifier = Callable[[MarketClient, Any, Sequence[ChainEvent]], Sequence[RoundVerdictLike]]
+"""`(market, store, events) -> verdicts of every round in events` (the market's log in chain order)."""
+
+VerifierFactory = Callable[[], Verifier]
+"""A fresh verifier for a fresh index (after a chain reset nothing of the old replay is kept)."""
 
 
 class VerifierUnavailableError(RuntimeError):
     """The replay cannot run here (no content store is configured)."""
 
 
-def matchmaker_verifier(market: MarketClient, store: Any, from_block: int) -> Sequence[RoundVerdictLike]:
-    """The default verifier: `matchmaker.audit.verify_rounds` over the explorer's content store."""
-    if store is None:
-        raise VerifierUnavailableError("the replay needs the content store (--store) for decision records")
-    verdicts: Sequence[RoundVerdictLike] = verify_rounds(market, store, from_block)
-    return verdicts
+class ReplayVerifier:
+    """The default verifier: `matchmaker.audit.Replayer` over the explorer's content store, kept
+    between calls so that each round is replayed once."""
+
+    def __init__(self, retry_after_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.retry_after_s = retry_after_s
+        self.clock = clock
+        self._replayer: Replayer | None = None
+        self._started_at = 0.0
+
+    def __call__(
+        self, market: MarketClient, store: Any, events: Sequence[ChainEvent]
+    ) -> Sequence[RoundVerdictLike]:
+        if store is None:
+            raise VerifierUnavailableError(
+                "the replay needs the content store (--store) for decision records"
+            )
+        stale = self._replayer is not None and self._replayer.broken_at is not None
+        if self._replayer is None or (stale and self.clock() - self._started_at >= self.retry_after_s):
+            # a broken history may come from a store outage: replay it from the start, now and then
+            self._replayer = Replayer(store, read_constants(market).initial_reputation)
+            self._started_at = self.clock()
+        return self._replayer.advance(events)
 
 
 def run_verifier(
-    verifier: Verifier, market: MarketClient, store: Any, from_block: int, round_ids: Sequence[int]
+    verifier: Verifier,
+    market: MarketClient,
+    store: Any,
+    events: Sequence[ChainEvent],
+    round_ids: Sequence[int],
 ) -> dict[int, VerdictView]:
     """One `VerdictView` per round id; failures of the replay itself become "unavailable" verdicts."""
     try:
-        results = verifier(market, store, from_block)
+        results = verifier(market, store, events)
     except VerifierUnavailableError as error:
         return _all_unavailable(round_ids, str(error))
     except Exception as error:  # a failing replay must not take the explorer down
-        return _all_unavailable(round_ids, f"the replay failed: {type(error).__name__}: {error}")
+        return _all_unavailable(round_ids, redact_text(f"the replay failed: {type(error).__name__}: {error}"))
     verdicts: dict[int, VerdictView] = {}
     for result in results:
         verdicts[int(result.round_id)] = VerdictView(
             round_id=int(result.round_id),
             verdict=str(result.verdict),
             first_difference=result.first_difference,
-            detail=str(result.detail),
+            detail=redact_text(str(result.detail)),
         )
     return verdicts
 

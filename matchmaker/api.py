@@ -1,7 +1,9 @@
 """The matchmaker's HTTP service: health, policy, rounds, and its own replay verdicts (FastAPI).
 
 The service shows only public data (chain + store) and what the matchmaker derives from it, so an
-auditor can check every answer with `knexa audit replay`. OpenAPI: `/openapi.json`, docs: `/docs`.
+auditor can check every answer with `knexa audit replay`. OpenAPI: `/openapi.json`, docs: `/docs`;
+it documents every status code a route answers (404 for an unknown round, 503 while the chain
+cannot be read). `/rounds` is paged (`clikit.http`: `cursor` + `limit`, oldest first).
 """
 
 from __future__ import annotations
@@ -15,6 +17,16 @@ from pydantic import BaseModel
 
 from chain.errors import ChainError
 from chain.units import from_wad
+from clikit.http import (
+    DEFAULT_LIMIT,
+    NOT_FOUND,
+    CursorQuery,
+    ErrorDetail,
+    LimitQuery,
+    Page,
+    StrictNonNegativeInt,
+    page_of,
+)
 from exchange.cid import cid_text
 from exchange.errors import ExchangeError
 from market.errors import MarketError
@@ -106,6 +118,11 @@ def round_view(record: LedgerRound, verdict: tuple[str, str | None] | None) -> R
     )
 
 
+CHAIN_DOWN: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorDetail, "description": "the chain cannot be read right now"}
+}
+
+
 def create_app(matchmaker: Matchmaker, driver: Driver | None = None) -> FastAPI:
     """The HTTP API over one `Matchmaker` (which may be driven by `driver` in another thread)."""
     app = FastAPI(
@@ -176,12 +193,20 @@ def create_app(matchmaker: Matchmaker, driver: Driver | None = None) -> FastAPI:
             observed_rounds=runner.observed_rounds,
         )
 
-    @app.get("/rounds", response_model=list[RoundView], summary="Every round, oldest first")
-    def all_rounds() -> list[RoundView]:
+    @app.get("/rounds", response_model=Page[RoundView], summary="Rounds, oldest first", responses=CHAIN_DOWN)
+    def all_rounds(cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_LIMIT) -> Page[RoundView]:
         records, verdicts = rounds()
-        return [round_view(records[key], verdicts.get(key)) for key in sorted(records)]
+        keys = sorted(records)
+        page = page_of(keys, cursor, limit)
+        items = [round_view(records[key], verdicts.get(key)) for key in page.items]
+        return Page[RoundView](items=items, next_cursor=page.next_cursor, total=page.total)
 
-    @app.get("/rounds/current", response_model=RoundView, summary="The open round, else the latest one")
+    @app.get(
+        "/rounds/current",
+        response_model=RoundView,
+        summary="The open round, else the latest one",
+        responses={**NOT_FOUND, **CHAIN_DOWN},
+    )
     def current_round() -> RoundView:
         records, verdicts = rounds()
         if not records:
@@ -190,8 +215,13 @@ def create_app(matchmaker: Matchmaker, driver: Driver | None = None) -> FastAPI:
         key = open_ids[0] if open_ids else max(records)
         return round_view(records[key], verdicts.get(key))
 
-    @app.get("/rounds/{round_id}", response_model=RoundView, summary="One round's pairs, gains and verdict")
-    def one_round(round_id: int) -> RoundView:
+    @app.get(
+        "/rounds/{round_id}",
+        response_model=RoundView,
+        summary="One round's pairs, gains and verdict",
+        responses={**NOT_FOUND, **CHAIN_DOWN},
+    )
+    def one_round(round_id: StrictNonNegativeInt) -> RoundView:
         records, verdicts = rounds()
         if round_id not in records:
             raise HTTPException(404, f"round {round_id} does not exist")

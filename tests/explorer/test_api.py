@@ -47,7 +47,7 @@ def test_summary_counts_chain_and_parameters(client: TestClient, round_chain: Ro
 
 def test_organizations_show_state_and_decoded_profiles(client: TestClient, round_chain: Round) -> None:
     chain, scenario = round_chain
-    organizations = client.get("/api/organizations").json()
+    organizations = client.get("/api/organizations").json()["items"]
     assert [org["name"] for org in organizations] == list(NAMES)
     for org, cid in zip(organizations, scenario.profile_cids, strict=True):
         on_chain = chain.client().organization(org["address"])
@@ -106,7 +106,7 @@ def test_round_shows_pairs_scores_bundles_gains_rewards_slashes_and_reputation(
 
 def test_replay_verdicts_are_recomputed_by_the_explorer(client: TestClient, round_chain: Round) -> None:
     _, scenario = round_chain
-    verdicts = client.get("/api/verdicts").json()
+    verdicts = client.get("/api/verdicts").json()["items"]
     assert [v["round_id"] for v in verdicts] == list(range(1, scenario.rounds + 1))
     assert all(v["verdict"] == "match" for v in verdicts), verdicts
     page = client.get("/rounds/1").text
@@ -127,17 +127,17 @@ def test_a_tampered_decision_record_shows_mismatch(tampered_chain: Round) -> Non
 
 def test_events_and_their_filters(client: TestClient, round_chain: Round) -> None:
     chain, _ = round_chain
-    events = client.get("/api/events").json()
+    events = client.get("/api/events").json()["items"]
     names = [event["name"] for event in events]
     assert names.count("OrganizationRegistered") == 3
     assert "RoundFinalized" in names
     blocks = [(event["block_number"], event["log_index"]) for event in events]
     assert blocks == sorted(blocks)
-    opened = client.get("/api/events", params={"name": "RoundOpened"}).json()
+    opened = client.get("/api/events", params={"name": "RoundOpened"}).json()["items"]
     assert [event["args"]["roundId"] for event in opened] == [1, 2]
-    by_tx = client.get("/api/events", params={"tx": opened[0]["transaction_hash"]}).json()
+    by_tx = client.get("/api/events", params={"tx": opened[0]["transaction_hash"]}).json()["items"]
     assert {event["name"] for event in by_tx} == {"RoundOpened"}
-    assert client.get("/api/events", params={"block": opened[0]["block_number"]}).json() == by_tx
+    assert client.get("/api/events", params={"block": opened[0]["block_number"]}).json()["items"] == by_tx
     page = client.get("/events", params={"name": "", "tx": "", "block": ""})
     assert page.status_code == 200
     assert "OrganizationRegistered" in page.text
@@ -149,7 +149,7 @@ def test_history_has_reputation_gains_and_pair_counts(client: TestClient, round_
     history = client.get("/api/history").json()
     assert history["rounds"] == [1, 2]
     series = {item["name"]: item for item in history["organizations"]}
-    for org in client.get("/api/organizations").json():
+    for org in client.get("/api/organizations").json()["items"]:
         points = series[org["name"]]["reputation"]
         assert [point["round_id"] for point in points] == [0, 1, 2]  # start, then after each round
         assert points[-1]["value"] == org["reputation"]
@@ -200,8 +200,8 @@ def test_empty_chain(empty_manifest: Path) -> None:
     summary = client.get("/api/summary").json()
     assert summary["counts"]["organizations"] == 0
     assert summary["counts"]["rounds"] == 0
-    assert client.get("/api/rounds").json() == []
-    assert client.get("/api/organizations").json() == []
+    assert client.get("/api/rounds").json()["items"] == []
+    assert client.get("/api/organizations").json()["items"] == []
     for path in ("/", "/organizations", "/rounds", "/events"):
         response = client.get(path)
         assert response.status_code == 200, path
@@ -244,7 +244,7 @@ def test_unreachable_store_degrades_but_shows_the_chain(round_chain: Round) -> N
     summary = client.get("/api/summary").json()
     assert summary["store"]["reachable"] is False
     assert any("Degraded" in notice for notice in summary["notices"])
-    org = client.get("/api/organizations").json()[0]
+    org = client.get("/api/organizations").json()["items"][0]
     assert org["profile"]["state"] == "unavailable"
     assert org["profile_cid"] == scenario.profile_cids[0]
     page = client.get("/organizations")
@@ -285,6 +285,6 @@ def test_names_chosen_by_organizations_are_escaped(dev_chain: DevChain, empty_ma
     assert page.status_code == 200
     assert evil not in page.text
     assert "&lt;script&gt;" in page.text
-    org = client.get("/api/organizations").json()[0]
+    org = client.get("/api/organizations").json()["items"][0]
     assert org["name"] == evil
     assert org["profile"]["state"] == "invalid"  # registered with bytes that are not a CID

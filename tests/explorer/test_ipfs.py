@@ -35,8 +35,8 @@ def test_documents_and_verdicts_come_from_an_ipfs_node(
     summary = client.get("/api/summary").json()
     assert summary["store"]["reachable"] is True
     assert summary["notices"] == []
-    organizations = client.get("/api/organizations").json()
+    organizations = client.get("/api/organizations").json()["items"]
     assert [org["profile"]["state"] for org in organizations] == ["decoded"] * 3
-    rounds = client.get("/api/rounds").json()
+    rounds = client.get("/api/rounds").json()["items"]
     assert [item["decision"]["state"] for item in rounds] == ["decoded"] * scenario.rounds
     assert [item["verdict"]["verdict"] for item in rounds] == ["match"] * scenario.rounds

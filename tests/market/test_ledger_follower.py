@@ -1,0 +1,104 @@
+"""`LedgerFollower` and `read_constants` on a real Anvil: each event read once, folded once."""
+
+from __future__ import annotations
+
+import pytest
+from coincurve import PrivateKey
+
+from chain.client import MarketClient
+from chain.devchain import DevChain
+from chain.errors import ChainError
+from chain.units import ether
+from market.errors import ParametersError
+from market.ledger import Ledger, LedgerFollower
+from market.parameters import MarketConstants, read_constants
+
+
+def _key(index: int) -> bytes:
+    return bytes(PrivateKey(bytes([index + 1]) * 32).public_key.format(compressed=True))
+
+
+def test_the_contract_constants(dev_chain: DevChain) -> None:
+    assert read_constants(dev_chain.client()) == MarketConstants(wad=10**18, initial_reputation=5 * 10**17)
+
+
+def test_constants_of_an_address_without_the_market_are_a_typed_error(dev_chain: DevChain) -> None:
+    nowhere = MarketClient(dev_chain.w3, "0x000000000000000000000000000000000000bEEF")
+    with pytest.raises(ParametersError) as raised:
+        read_constants(nowhere)
+    assert str(raised.value) == f"cannot read the market's constants: {raised.value.__cause__}"
+    assert isinstance(raised.value.__cause__, ChainError)
+
+
+def test_the_follower_reads_each_block_once(dev_chain: DevChain) -> None:
+    market = dev_chain.client()
+    deploy_block = dev_chain.deployment.deploy_block
+    follower = LedgerFollower(market, deploy_block)
+    assert follower.read_through == deploy_block - 1
+    assert follower.events == []
+
+    ledger, head = follower.sync()
+    assert head == market.block_number() == follower.read_through
+    assert ledger.last_block == head
+    assert [event.name for event in follower.events].count("ParametersUpdated") == 1  # at the deploy block
+    assert ledger.parameters["minStake"] == dev_chain.parameters.min_stake
+    assert ledger.organizations == {}
+
+    dev_chain.organization(0).register("a", b"p", _key(0), ether(2))
+    second, head2 = follower.sync()
+    assert second is ledger  # updated in place
+    assert head2 == head + 1 == follower.read_through
+    assert [event.name for event in follower.events][-1] == "OrganizationRegistered"
+    (address,) = ledger.organizations
+    assert ledger.organizations[address].reputation == 5 * 10**17  # the contract's initial reputation
+    assert ledger.organizations[address].stake == ether(2)
+
+    count = len(follower.events)
+    dev_chain.mine(3)
+    third, head3 = follower.sync()
+    assert (head3, third.last_block, follower.read_through) == (head2 + 3, head2 + 3, head2 + 3)
+    assert len(follower.events) == count  # empty blocks add nothing
+    fourth, head4 = follower.sync()  # nothing new at all
+    assert fourth is ledger
+    assert (head4, len(follower.events)) == (head3, count)
+
+    everything = dev_chain.events().read(deploy_block, head4)
+    assert follower.events == everything  # no event read twice, none missed
+    refolded = Ledger.from_events(everything, initial_reputation=5 * 10**17)
+    assert refolded.organizations == ledger.organizations
+    assert refolded.parameters == ledger.parameters
+
+
+def test_a_follower_from_a_later_block_skips_the_earlier_ones(dev_chain: DevChain) -> None:
+    market = dev_chain.client()
+    dev_chain.organization(0).register("a", b"p", _key(0), ether(2))
+    start = market.block_number() + 1
+    dev_chain.mine(1)
+    follower = LedgerFollower(market, start)
+    ledger, head = follower.sync()
+    assert follower.events == []
+    assert ledger.organizations == {}
+    assert head == start
+
+
+class _Lagging(MarketClient):
+    """A real client whose idea of the head is `lag` blocks behind the node (a block mined between
+    reading the head and reading the logs)."""
+
+    lag = 1
+
+    def block_number(self) -> int:
+        return super().block_number() - self.lag
+
+
+def test_the_follower_reads_no_further_than_the_head_it_saw(dev_chain: DevChain) -> None:
+    market = _Lagging(dev_chain.w3, dev_chain.deployment.market_address)
+    follower = LedgerFollower(market, dev_chain.deployment.deploy_block)
+    dev_chain.organization(0).register("a", b"p", _key(0), ether(2))
+    ledger, head = follower.sync()
+    assert head == dev_chain.client().block_number() - 1
+    assert ledger.organizations == {}  # the registration is in the block after the head it saw
+    market.lag = 0
+    ledger, _ = follower.sync()
+    assert [event.name for event in follower.events].count("OrganizationRegistered") == 1
+    assert len(ledger.organizations) == 1
