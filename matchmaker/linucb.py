@@ -129,6 +129,35 @@ def _cholesky_inverse_factor(a: list[list[float]]) -> list[list[float]]:
     return inv
 
 
+def score_contexts(
+    x: FloatArray, theta: FloatArray, linv: FloatArray, beta: float, *, block: int = _SCORE_BLOCK
+) -> Scores:
+    """The reference scoring (numpy, column by column, in the documented order of operations)."""
+    n, d = x.shape
+    mean = np.empty(n, dtype=np.float64)
+    bonus = np.empty(n, dtype=np.float64)
+    th = theta.tolist()
+    li = linv.tolist()
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        cols = [np.ascontiguousarray(x[start:stop, j]) for j in range(d)]
+        m = cols[0] * th[0]
+        for j in range(1, d):
+            m += cols[j] * th[j]
+        tmp = np.empty(stop - start, dtype=np.float64)
+        q = np.zeros(stop - start, dtype=np.float64)
+        for i in range(d):
+            z = cols[0] * li[i][0]
+            for j in range(1, i + 1):
+                np.multiply(cols[j], li[i][j], out=tmp)
+                z += tmp
+            np.multiply(z, z, out=tmp)
+            q += tmp
+        mean[start:stop] = m
+        bonus[start:stop] = np.sqrt(q)
+    return Scores(mean, bonus, mean + beta * bonus)
+
+
 class LinUCB:
     """The bandit: a pure function of the ordered history of ``update`` calls."""
 
@@ -204,34 +233,16 @@ class LinUCB:
             raise ValueError("contexts must be finite")
         return x
 
+    def scoring_factors(self) -> tuple[FloatArray, FloatArray, float]:
+        """``(theta, L^-1, beta)``: everything `scores` uses (copies; for the compiled kernels)."""
+        theta, linv = self._derived()
+        return theta.copy(), linv.copy(), self.beta()
+
     def scores(self, contexts: FloatArray, *, block: int = _SCORE_BLOCK) -> Scores:
         """``(mean, bonus, ucb)`` for every row of ``contexts`` (n, d); vectorised, block by block."""
         x = self._check_contexts(contexts)
         theta, linv = self._derived()
-        beta = self.beta()
-        n, d = x.shape
-        mean = np.empty(n, dtype=np.float64)
-        bonus = np.empty(n, dtype=np.float64)
-        th = theta.tolist()
-        li = linv.tolist()
-        for start in range(0, n, block):
-            stop = min(n, start + block)
-            cols = [np.ascontiguousarray(x[start:stop, j]) for j in range(d)]
-            m = cols[0] * th[0]
-            for j in range(1, d):
-                m += cols[j] * th[j]
-            tmp = np.empty(stop - start, dtype=np.float64)
-            q = np.zeros(stop - start, dtype=np.float64)
-            for i in range(d):
-                z = cols[0] * li[i][0]
-                for j in range(1, i + 1):
-                    np.multiply(cols[j], li[i][j], out=tmp)
-                    z += tmp
-                np.multiply(z, z, out=tmp)
-                q += tmp
-            mean[start:stop] = m
-            bonus[start:stop] = np.sqrt(q)
-        return Scores(mean, bonus, mean + beta * bonus)
+        return score_contexts(x, theta, linv, self.beta(), block=block)
 
     def update(
         self, contexts: FloatArray, rewards: Sequence[float] | FloatArray, *, round: int | None = None
