@@ -261,29 +261,42 @@ def column_sums(s, ok_thr, count, total):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, **OPTS)
-def violations(s, ok_thr, cand, w_top, u, vmax, margin, counts, limit, out_t, out_s, out_rc):  # type: ignore[no-untyped-def]
-    """Non-candidate eligible pairs whose reduced cost ``(w_top - s) - u[s] - vmax[t]`` is below ``margin``.
+def violations(s, ok_thr, cand_t, w_top, u, vmax, margin, lookahead, n_true, limit, n_rec, out_s, out_rc):  # type: ignore[no-untyped-def]
+    """Scan every non-candidate eligible pair's reduced cost ``((w_top - s) - u[s]) - vmax[t]``.
 
-    Per teacher row at most ``limit`` are written (``counts[t]`` is the full count).
+    ``n_true[t]``: pairs of teacher row ``t`` below ``margin`` (violations of the certificate).
+    ``out_s[t, :n_rec[t]]``/``out_rc``: the (at most ``limit``) smallest reduced costs of the row
+    below ``margin + lookahead``, ascending (ties: lower student first).
     """
     n = s.shape[0]
     for t in prange(n):
         row = s[t]
-        crow = cand[t]
         c = 0
+        m = 0
         vt = vmax[t]
+        cut = margin + lookahead
         for col in range(n):
             v = row[col]
-            if crow[col] or t == col or not (v > ok_thr[col]) or not np.isfinite(v):
+            if t == col or not (v > ok_thr[col]) or not np.isfinite(v):
                 continue
             rc = ((w_top - v) - u[col]) - vt
-            if rc < margin:
-                if c < limit:
-                    out_t[t, c] = t
-                    out_s[t, c] = col
-                    out_rc[t, c] = rc
-                c += 1
-        counts[t] = c
+            if rc < cut and not cand_t[col, t]:
+                if rc < margin:
+                    c += 1
+                if m == limit and not (rc < out_rc[t, m - 1]):
+                    continue
+                pos = m if m < limit else limit - 1
+                while pos > 0 and rc < out_rc[t, pos - 1]:
+                    if pos < limit:
+                        out_rc[t, pos] = out_rc[t, pos - 1]
+                        out_s[t, pos] = out_s[t, pos - 1]
+                    pos -= 1
+                out_rc[t, pos] = rc
+                out_s[t, pos] = col
+                if m < limit:
+                    m += 1
+        n_true[t] = c
+        n_rec[t] = m
 
 
 @njit(**OPTS)
@@ -487,3 +500,42 @@ def assign(n_rows, n_cols, indptr, indices, costs, v_init):  # type: ignore[no-u
             done[j] = False
             prev_row[j] = -1
     return col_of_row, u, v
+
+
+@njit(parallel=True, **OPTS)
+def build_csr(cand_t, s, w_top, big, capacity, indptr):  # type: ignore[no-untyped-def]
+    """Student-major CSR of the candidate edges (``cand_t[student, teacher]``).
+
+    Columns of student ``st``: slots ``j * n + t`` for ``j < capacity`` and candidate ``t``
+    ascending, then its dummy ``capacity * n + st``; costs ``w_top - s[t, st]`` and ``big``.
+    ``indptr`` (``n + 1``) is filled here.
+    """
+    n = s.shape[0]
+    counts = np.zeros(n, dtype=np.int64)
+    for st in prange(n):
+        c = 0
+        row = cand_t[st]
+        for t in range(n):
+            if row[t]:
+                c += 1
+        counts[st] = c * capacity + 1
+    indptr[0] = 0
+    for st in range(n):
+        indptr[st + 1] = indptr[st] + counts[st]
+    indices = np.empty(indptr[n], dtype=np.int64)
+    costs = np.empty(indptr[n])
+    for st in prange(n):
+        row = cand_t[st]
+        k = (counts[st] - 1) // capacity
+        base = indptr[st]
+        pos = 0
+        for t in range(n):
+            if row[t]:
+                c = w_top - s[t, st]
+                for j in range(capacity):
+                    indices[base + j * k + pos] = j * n + t
+                    costs[base + j * k + pos] = c
+                pos += 1
+        indices[base + capacity * k] = capacity * n + st
+        costs[base + capacity * k] = big
+    return indices, costs

@@ -52,6 +52,8 @@ DENSE_MAX = 400
 CERTIFIED_K0 = 6
 #: Violating edges added per student and iteration of the certified solver.
 CERTIFIED_ADD = 8
+#: Look-ahead of the certified solver's scan, as a fraction of the score range.
+CERTIFIED_LOOKAHEAD = 0.01
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,26 +217,6 @@ def _floor(n: int, threshold: float | None, local_value: FloatArray | None) -> F
     return floor
 
 
-def _csr(n: int, capacity: int, cand: list[IntArray], s: FloatArray, w_top: float, big: float):  # type: ignore[no-untyped-def]
-    """Student rows; columns: teacher slots ``j * n + t`` (ascending), then the student's own dummy."""
-    lens = np.array([len(c) * capacity + 1 for c in cand], dtype=np.int64)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lens, out=indptr[1:])
-    indices = np.empty(int(indptr[-1]), dtype=np.int64)
-    costs = np.empty(int(indptr[-1]), dtype=np.float64)
-    for st in range(n):
-        ts = cand[st]
-        base = int(indptr[st])
-        k = len(ts)
-        c = w_top - s[ts, st]
-        for j in range(capacity):
-            indices[base + j * k : base + (j + 1) * k] = j * n + ts
-            costs[base + j * k : base + (j + 1) * k] = c
-        indices[base + capacity * k] = capacity * n + st
-        costs[base + capacity * k] = big
-    return indptr, indices, costs
-
-
 def match_certified(
     scores: FloatArray, *, capacity: int = 1, floor: FloatArray | None = None, k0: int = CERTIFIED_K0
 ) -> Matching:
@@ -296,21 +278,21 @@ def match_certified(
     row_mean = row_sum / np.maximum(row_cnt, 1)
     col_mean = col_sum / np.maximum(col_cnt, 1)
     zeros = np.zeros(n)
-    cand_mask = np.zeros((n, n), dtype=np.bool_)
+    cand_t = np.zeros((n, n), dtype=np.bool_)  # [student, teacher]
     idx = np.empty((n, k), dtype=np.int64)
     for off in (zeros, row_mean):
         kern.column_top_k(s, thr, off, k, idx)
         ss, cc = np.nonzero(idx >= 0)
-        cand_mask[idx[ss, cc], ss] = True
+        cand_t[ss, idx[ss, cc]] = True
     for off in (zeros, col_mean):
         kern.row_top_k(s, thr, off, k, idx)
         tt, cc = np.nonzero(idx >= 0)
-        cand_mask[tt, idx[tt, cc]] = True
+        cand_t[idx[tt, cc], tt] = True
     st = np.arange(n)
     cyc = (st + 1) % n
     ring = s[cyc, st]
     ok_ring = np.isfinite(ring) & (ring > thr)
-    cand_mask[cyc[ok_ring], st[ok_ring]] = True
+    cand_t[st[ok_ring], cyc[ok_ring]] = True
     del idx
     # Warm start: slot 0 of teacher t priced at -(mean_t - min mean) <= 0, the additive part of
     # its scores, which the first augmentations would otherwise have to discover one by one.
@@ -319,13 +301,17 @@ def match_certified(
     used = row_cnt > 0
     v_init[:n][used] = -(row_mean[used] - float(row_mean[used].min()))
     limit = 4 * CERTIFIED_ADD
-    counts = np.empty(n, dtype=np.int64)
-    out_t = np.empty((n, limit), dtype=np.int64)
+    # Pairs within ``lookahead`` of violating are added too (more candidates never hurt
+    # exactness, and they save rounds of solve-and-scan); the stopping test uses ``margin`` only.
+    lookahead = CERTIFIED_LOOKAHEAD * (s_max - s_min)
+    n_true = np.empty(n, dtype=np.int64)
+    n_rec = np.empty(n, dtype=np.int64)
     out_s = np.empty((n, limit), dtype=np.int64)
     out_rc = np.empty((n, limit), dtype=np.float64)
+    first_round = True
     while True:
-        cand = _candidates_by_student(cand_mask)
-        indptr, indices, costs = _csr(n, capacity, cand, s, w_top, big)
+        indptr = np.empty(n + 1, dtype=np.int64)
+        indices, costs = kern.build_csr(cand_t, s, w_top, big, capacity, indptr)
         col_of_row, u, v = kern.assign(n, capacity * n + n, indptr, indices, costs, v_init)
         free = np.ones(capacity * n + n, dtype=np.bool_)
         free[col_of_row] = False
@@ -340,29 +326,33 @@ def match_certified(
         )
         margin = 2.0 * (n + 1) * (eps + delta) + delta
         vmax = v[: capacity * n].reshape(capacity, n).max(axis=0)
-        kern.violations(s, thr, cand_mask, w_top, u, vmax, margin, counts, limit, out_t, out_s, out_rc)
-        total = int(counts.sum())
-        if total == 0:
-            break
-        # the most violating few per student; rows that overflowed ``limit`` are rescanned next time
-        valid = np.arange(limit)[None, :] < np.minimum(counts, limit)[:, None]
-        vt, vs, vr = out_t[valid], out_s[valid], out_rc[valid]
+        kern.violations(
+            s, thr, cand_t, w_top, u, vmax, margin, lookahead, n_true, limit, n_rec, out_s, out_rc
+        )
+        if not n_true.any():
+            break  # every non-candidate pair has reduced cost >= margin: the proof applies
+        # add the most violating few per student (the scan keeps each teacher row's ``limit``
+        # smallest, near-violations included; whatever it could not keep, the next scan finds)
+        valid = np.arange(limit)[None, :] < n_rec[:, None]
+        vt = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], valid.shape)[valid]
+        vs, vr = out_s[valid], out_rc[valid]
+        if first_round:
+            # after the first solve the potentials say what matters: each student's and each
+            # teacher's ``k`` best partners by reduced cost join the candidates
+            first_round = False
+            idx = np.empty((n, k), dtype=np.int64)
+            kern.column_top_k(s, thr, -vmax, k, idx)
+            ss, cc = np.nonzero(idx >= 0)
+            cand_t[ss, idx[ss, cc]] = True
+            kern.row_top_k(s, thr, -u, k, idx)
+            tt, cc = np.nonzero(idx >= 0)
+            cand_t[idx[tt, cc], tt] = True
         order = np.lexsort((vt, vr, vs))
         vt, vs = vt[order], vs[order]
         first = np.searchsorted(vs, vs, side="left")
         keep = (np.arange(len(vs)) - first) < CERTIFIED_ADD
-        cand_mask[vt[keep], vs[keep]] = True
+        cand_t[vs[keep], vt[keep]] = True
     real = col_of_row < capacity * n
     students = np.nonzero(real)[0].astype(np.int64)
     teachers = (col_of_row[real] % n).astype(np.int64)
     return _canonical(teachers, students, s)
-
-
-def _candidates_by_student(cand_mask: NDArray[np.bool_]) -> list[IntArray]:
-    """For each student (column), its candidate teachers in ascending order."""
-    n = cand_mask.shape[0]
-    t_idx, s_idx = np.nonzero(cand_mask)
-    order = np.argsort(s_idx, kind="stable")
-    t_idx, s_idx = t_idx[order].astype(np.int64), s_idx[order]
-    bounds = np.searchsorted(s_idx, np.arange(n + 1))
-    return [t_idx[bounds[i] : bounds[i + 1]] for i in range(n)]
