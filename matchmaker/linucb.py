@@ -67,6 +67,11 @@ class LinUCBConfig:
     * ``sqrt_log``: ``beta0 * sqrt(1 + ln(1 + t))`` (slowly growing, as in LinUCB's confidence
       bound; ``ln`` is computed with ``decimal`` so it is exact to the last bit everywhere);
     * ``inverse_sqrt``: ``beta0 / sqrt(1 + t / beta_tau)`` (decaying exploration).
+
+    ``discount`` ``gamma < 1`` makes a discounted LinUCB for drifting pair values: at the start
+    of every update batch ``A = gamma * A + (1 - gamma) * ridge * I`` (so the prior never fades),
+    ``b = gamma * b``, ``s = gamma * s``, element-wise in that order; the reward statistics are
+    not discounted. ``1.0`` (the default) is the undiscounted bandit, bit for bit.
     """
 
     dim: int
@@ -75,8 +80,16 @@ class LinUCBConfig:
     beta_schedule: BetaSchedule = "constant"
     beta_tau: float = 20.0
     normalise_rewards: bool = True
+    discount: float = 1.0
 
     def __post_init__(self) -> None:
+        if (
+            isinstance(self.discount, bool)
+            or not isinstance(self.discount, (int, float))
+            or not 0.0 < self.discount <= 1.0
+        ):
+            raise ValueError(f"discount must be in (0, 1], got {self.discount!r}")
+        object.__setattr__(self, "discount", float(self.discount))
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or not 1 <= self.dim <= 512:
             raise ValueError(f"dim must be an int in [1, 512], got {self.dim!r}")
         for name in ("ridge", "beta_tau"):
@@ -99,6 +112,14 @@ class LinUCBConfig:
             ln = float(Decimal(1 + t).ln(_LN_CONTEXT))
             return self.beta0 * math.sqrt(1.0 + ln)
         return self.beta0 / math.sqrt(1.0 + t / self.beta_tau)
+
+
+def _config_dict(config: LinUCBConfig) -> dict[str, Any]:
+    """The config as a dict; ``discount`` only when set (older states keep their bytes)."""
+    d = asdict(config)
+    if d["discount"] == 1.0:
+        del d["discount"]
+    return d
 
 
 def _cholesky_inverse_factor(a: list[list[float]]) -> list[list[float]]:
@@ -264,6 +285,12 @@ class LinUCB:
                 raise ValueError(f"round must be a non-negative int, got {round!r}")
             if self.last_round is not None and round <= self.last_round:
                 raise ValueError(f"round {round} is not after the last observed round {self.last_round}")
+        gamma = self.config.discount
+        if gamma != 1.0:
+            self.a *= gamma
+            self.a += np.eye(self.dim, dtype=np.float64) * ((1.0 - gamma) * self.config.ridge)
+            self.b *= gamma
+            self.ctx_sum *= gamma
         for i in range(len(x)):
             xi = np.ascontiguousarray(x[i])
             ri = r[i].item()
@@ -305,7 +332,7 @@ class LinUCB:
         """JSON-able state; floats are written by ``repr`` and so round-trip exactly."""
         return {
             "version": STATE_VERSION,
-            "config": asdict(self.config),
+            "config": _config_dict(self.config),
             "a": self.a.tolist(),
             "b": self.b.tolist(),
             "ctx_sum": self.ctx_sum.tolist(),

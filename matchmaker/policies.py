@@ -39,10 +39,20 @@ from matchmaker.context import (
     iter_arm_blocks,
 )
 from matchmaker.linucb import BetaSchedule, LinUCB, LinUCBConfig, score_contexts
-from matchmaker.matching import match
+from matchmaker.matching import Matching, eligible_mask, match
+from matchmaker.mechanisms import PairHistory, adjust_for_repeats, seeded_order
 from matchmaker.profiles import DEFAULT_CATEGORIES, OrgFeatures, check_categories
 
 PolicyName = Literal["linucb", "random", "heuristic", "oracle"]
+TieBreak = Literal["index", "seeded"]
+_MECHANISM_DEFAULTS: dict[str, Any] = {
+    "tie_break": "index",
+    "repeat_penalty": 0.0,
+    "repeat_decay": 0.5,
+    "repeat_cap": None,
+    "repeat_window": 10,
+    "discount": 1.0,
+}
 POLICY_NAMES: tuple[str, ...] = ("linucb", "random", "heuristic", "oracle")
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -74,8 +84,35 @@ class PolicyParams:
     beta_schedule: BetaSchedule = "inverse_sqrt"
     beta_tau: float = 20.0
     normalise_rewards: bool = True
+    # Mechanisms (off by default; left out of the digest while at their defaults, so existing
+    # commitments keep their value): seeded tie-breaking, repeat decay and cap, discounting.
+    tie_break: TieBreak = "index"
+    repeat_penalty: float = 0.0
+    repeat_decay: float = 0.5
+    repeat_cap: int | None = None
+    repeat_window: int = 10
+    discount: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.tie_break not in ("index", "seeded"):
+            raise ValueError(f"tie_break must be 'index' or 'seeded', got {self.tie_break!r}")
+        for name in ("repeat_penalty", "repeat_decay", "discount"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number")
+            object.__setattr__(self, name, float(v))
+        if self.repeat_penalty < 0 or not 0.0 <= self.repeat_decay <= 1.0:
+            raise ValueError("need repeat_penalty >= 0 and 0 <= repeat_decay <= 1")
+        if self.repeat_cap is not None and (
+            isinstance(self.repeat_cap, bool) or not isinstance(self.repeat_cap, int) or self.repeat_cap < 1
+        ):
+            raise ValueError("repeat_cap must be a positive int or None")
+        if (
+            isinstance(self.repeat_window, bool)
+            or not isinstance(self.repeat_window, int)
+            or self.repeat_window < 1
+        ):
+            raise ValueError("repeat_window must be a positive int")
         if self.name not in POLICY_NAMES:
             raise ValueError(f"unknown policy {self.name!r}; expected one of {POLICY_NAMES}")
         object.__setattr__(self, "categories", check_categories(self.categories))
@@ -103,11 +140,15 @@ class PolicyParams:
             beta_schedule=self.beta_schedule,
             beta_tau=self.beta_tau,
             normalise_rewards=self.normalise_rewards,
+            discount=self.discount,
         )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["categories"] = list(self.categories)
+        for name, default in _MECHANISM_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     @classmethod
@@ -333,13 +374,23 @@ class Policy(ABC):
         return 0.0
 
     def select(
-        self, round: int, orgs: Sequence[str], features: Mapping[str, OrgFeatures], rng: np.random.Generator
+        self,
+        round: int,
+        orgs: Sequence[str],
+        features: Mapping[str, OrgFeatures],
+        rng: np.random.Generator,
+        *,
+        history: PairHistory | None = None,
+        local_value: Mapping[str, float] | None = None,
     ) -> Decision:
         """Score every directed pair among ``orgs`` (canonicalised: sorted, unique) and match.
 
         ``features`` must hold an entry for every organization, with this policy's categories.
-        ``rng`` is used by the ``random`` policy only; pass `rng_for_round` so that a replay can
-        draw the same numbers. Invalid input raises ``ValueError`` and changes nothing.
+        ``rng`` is used by the ``random`` policy and by seeded tie-breaking; pass `rng_for_round`
+        so that a replay can draw the same numbers. ``history`` (earlier meetings) feeds the
+        repeat decay and cap; ``local_value[org]`` is the "no teacher" option: a student is only
+        paired with a teacher whose score is strictly above it. Invalid input raises
+        ``ValueError`` and changes nothing.
         """
         if isinstance(round, bool) or not isinstance(round, int) or round < 0:
             raise ValueError(f"round must be a non-negative int, got {round!r}")
@@ -347,12 +398,22 @@ class Policy(ABC):
         n = table.n
         mat = np.empty((n, n), dtype=np.float64)
         parts = self._fill_scores(table, mat, rng)
-        matching = match(
-            mat,
-            capacity=self.params.capacity,
-            threshold=self.params.threshold,
-            top_k=self.params.top_k,
-        )
+        p = self.params
+        if history is not None and (p.repeat_penalty > 0.0 or p.repeat_cap is not None):
+            adjust_for_repeats(
+                mat,
+                table.org_ids,
+                history,
+                round,
+                penalty=p.repeat_penalty,
+                decay=p.repeat_decay,
+                cap=p.repeat_cap,
+                window=p.repeat_window,
+            )
+        floor = None
+        if local_value is not None:
+            floor = np.array([float(local_value.get(o, -np.inf)) for o in table.org_ids], dtype=np.float64)
+        matching = self._match(mat, floor, rng)
         chosen = arm_index(n, matching.teachers, matching.students)
         return Decision(
             round=round,
@@ -369,6 +430,41 @@ class Policy(ABC):
             chosen_contexts=np.ascontiguousarray(build_contexts(table, matching.teachers, matching.students)),
             total_score=matching.total,
         )
+
+    def _uninformed(self) -> bool:
+        """Whether every arm is equally good as far as the policy knows (ties everywhere)."""
+        return False
+
+    def _match(self, mat: FloatArray, floor: FloatArray | None, rng: np.random.Generator) -> Matching:
+        """Match on ``mat``; with ``tie_break="seeded"`` on organizations in a seeded random order.
+
+        Seeded: the solver sees the rows and columns permuted by `seeded_order`, so ties between
+        equally good matchings fall by the round's generator, not by organization id; when the
+        policy knows nothing yet (`_uninformed`), all pairs are ties and the matching is a
+        seeded random maximum matching.
+        """
+        p = self.params
+        if p.tie_break == "index":
+            return match(mat, capacity=p.capacity, threshold=p.threshold, top_k=p.top_k, local_value=floor)
+        n = mat.shape[0]
+        perm = seeded_order(n, rng)
+        view = mat[perm][:, perm]
+        lv = None if floor is None else floor[perm]
+        threshold = p.threshold
+        if self._uninformed():
+            ok = eligible_mask(view, threshold)
+            if lv is not None:
+                ok &= view > lv[None, :]
+            view = np.where(ok, 0.0, -np.inf)
+            threshold, lv = None, None
+        m = match(view, capacity=p.capacity, threshold=threshold, top_k=p.top_k, local_value=lv)
+        teachers, students = perm[m.teachers], perm[m.students]
+        order = np.lexsort((students, teachers))
+        teachers, students = teachers[order], students[order]
+        total = 0.0
+        for t, s in zip(teachers.tolist(), students.tolist(), strict=True):
+            total += mat[t, s].item()
+        return Matching(teachers.astype(np.int64), students.astype(np.int64), total)
 
     def _fill_scores(self, table: FeatureTable, mat: FloatArray, rng: np.random.Generator) -> ArmParts:
         """Write every arm's score into ``mat[teacher, student]`` (``-inf`` on the diagonal).
@@ -427,6 +523,9 @@ class LinUCBPolicy(Policy):
 
     def state_digest(self) -> str:
         return self.bandit.state_digest()
+
+    def _uninformed(self) -> bool:
+        return self.bandit.n_obs == 0
 
     def _beta(self) -> float:
         return self.bandit.beta()
