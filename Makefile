@@ -18,9 +18,9 @@ bootstrap: $(PY_STAMP) $(NPM_STAMP)  ## virtualenv + PyPI packages + project-loc
 $(PY_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch first and pinned: the wheel on this machine's disk is the CPU build (see shared/TOOLCHAIN.md)
+	# torch first and pinned: the wheel on this machine's disk is the CPU build (see docs/toolchain.md)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,ml]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ml,sim]'
 	@touch $@
 
 $(NPM_STAMP): tools/package.json tools/package-lock.json

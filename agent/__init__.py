@@ -15,6 +15,6 @@ Learning core, one job per module:
 * :mod:`agent.agent` - :class:`~agent.agent.Agent`, what the runtime drives:
   ``agent.teach(transfer, evaluator) -> BundlePayload`` and
   ``agent.learn(payload, evaluator) -> LearnReport`` (whose ``gain`` is the reward);
-* :mod:`agent.experiment` - the federation experiment with pluggable pairing policies;
+* :mod:`sim.experiment` - the federation experiment with pluggable pairing policies;
 * :mod:`agent.cli` - ``app`` (typer): ``data-table``, ``build-zoo``, ``evaluate``.
 """

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+from peft import LoraConfig
 from transformers import PreTrainedModel
 
 from agent.data.problems import Problem
@@ -39,6 +40,17 @@ class LearnReport:
     @property
     def gain(self) -> float:
         return self.val_after - self.val_before
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """The fields of a LoRA adapter's peft configuration that travel with its weights."""
+
+    peft_type: str
+    r: int
+    lora_alpha: int
+    target_modules: tuple[str, ...]
+    fan_in_fan_out: bool
 
 
 class Agent:
@@ -126,6 +138,20 @@ class Agent:
         self.steps_done += self.budget.steps
         after = self.validate(evaluator)
         return LearnReport(payload.teacher, stats.mode, stats.bundle_examples, before, after, stats.losses)
+
+    def adapter_config(self) -> AdapterConfig:
+        """The LoRA adapter's configuration as peft itself holds it (never retyped from the spec)."""
+        config = self.model.peft_config["default"]
+        assert isinstance(config, LoraConfig)
+        targets = config.target_modules
+        names = (targets,) if isinstance(targets, str) else tuple(sorted(str(name) for name in targets or ()))
+        return AdapterConfig(
+            peft_type=str(getattr(config.peft_type, "value", config.peft_type)),
+            r=int(config.r),
+            lora_alpha=int(config.lora_alpha),
+            target_modules=names,
+            fan_in_fan_out=bool(config.fan_in_fan_out),
+        )
 
     def adapter_state(self) -> dict[str, torch.Tensor]:
         """The LoRA weights only (what an ``AdapterBundle`` would carry)."""

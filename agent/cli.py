@@ -1,4 +1,4 @@
-"""The organisation CLI of the learning core (the lead mounts ``app`` under ``knexa agent``)."""
+"""`knexa agent ...`: commands of the learning core (model zoo, evaluation), mounted by the top CLI."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.table import Table
 
 from agent.data.splits import build_suite, check_disjoint, split_rows
 from agent.data.templates import CATEGORIES
+from clikit import ExitCode, fail, json_option
 
 app = typer.Typer(help="knexa agent: data suite, model zoo, Pass@1 evaluation.", no_args_is_help=True)
 _out = Console()
@@ -37,18 +38,17 @@ def data_table(
     seed: int = typer.Option(0, help="data seed"),
     train: int = typer.Option(160, min=1, help="private training problems per organisation"),
     val: int = typer.Option(24, min=1, help="private validation problems per organisation"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    json_output: bool = json_option(),
 ) -> None:
     """Print the non-IID split: each organisation's problem counts per category."""
     try:
         suite = build_suite(n_orgs=orgs, alpha=alpha, seed=seed, train_per_org=train, val_per_org=val)
     except ValueError as exc:
-        _err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(exc, code=ExitCode.USAGE)
     check_disjoint(suite)
     rows = split_rows(suite)
     sizes = {"transfer": len(suite.transfer), "test": len(suite.test), "test_novel": len(suite.test_novel)}
-    if as_json:
+    if json_output:
         _emit({"seed": seed, "alpha": alpha, "orgs": rows, "shared": sizes})
         return
     table = Table(title=f"non-IID split: Dirichlet(alpha={alpha}), seed {seed}")
@@ -73,20 +73,19 @@ def build_zoo(
     ),
     steps: int = typer.Option(0, min=0, help="pretraining steps (0 = the experiment default)"),
     threads: int = typer.Option(1, min=1, max=64, help="torch threads"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    json_output: bool = json_option(),
 ) -> None:
     """Train the shared tokenizer and pretrain (or load from cache) every base model of the zoo."""
     import torch
 
-    from agent.experiment import build_world, config_for_scale
     from agent.models.zoo import n_params
+    from agent.world import build_world, config_for_scale
 
     torch.set_num_threads(threads)
     try:
         cfg = config_for_scale(scale)
     except ValueError as exc:
-        _err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(exc, code=ExitCode.USAGE)
     if steps:
         cfg = replace(cfg, pretrain=replace(cfg.pretrain, steps=steps))
     columns = (
@@ -95,7 +94,7 @@ def build_zoo(
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=_err, disable=as_json) as progress:
+    with Progress(*columns, console=_err, disable=json_output) as progress:
         tasks = {
             s.name: progress.add_task(f"pretrain {s.name}", total=cfg.pretrain.steps) for s in cfg.specs()
         }
@@ -110,7 +109,7 @@ def build_zoo(
         }
         for s in cfg.specs()
     ]
-    if as_json:
+    if json_output:
         _emit({"tokenizer": codec.identity, "vocab_size": codec.vocab_size, "models": rows})
         return
     table = Table(title=f"model zoo (tokenizer {codec.identity}, vocab {codec.vocab_size})")
@@ -129,7 +128,7 @@ def evaluate(
     model: str = typer.Option("reference", help="'reference' (the reference solutions) or a zoo model name"),
     seed: int = typer.Option(0, help="data seed"),
     workers: int = typer.Option(2, min=1, max=32, help="sandbox worker processes"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    json_output: bool = json_option(),
 ) -> None:
     """Pass@1 in the sandbox: of the reference solutions (a self-check) or of a pretrained base model."""
     from agent.data.problems import Problem
@@ -143,25 +142,22 @@ def evaluate(
         try:
             problems = load_humaneval()
         except MissingPackageError as exc:
-            _err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
+            fail(exc, code=ExitCode.USAGE)
     elif split in ("test", "test_novel"):
         suite = build_suite(seed=seed)
         problems = list(suite.test if split == "test" else suite.test_novel)
     else:
-        _err.print(f"[red]error:[/red] unknown split {split!r}")
-        raise typer.Exit(2)
+        fail(f"unknown split {split!r}", code=ExitCode.USAGE)
     if model == "reference":
         results = evaluator.run_many([p.program(p.solution) for p in problems])
         passed = [r.passed for r in results]
     else:
         from agent.evaluate import pass_at_1
-        from agent.experiment import build_world, config_for_scale
+        from agent.world import build_world, config_for_scale
 
         scales = {spec: scale for scale in ("tiny", "small") for spec in config_for_scale(scale).families}
         if model not in scales:
-            _err.print(f"[red]error:[/red] unknown model {model!r}; choose from {sorted(scales)}")
-            raise typer.Exit(2)
+            fail(f"unknown model {model!r}; choose from {sorted(scales)}", code=ExitCode.USAGE)
         cfg = replace(config_for_scale(scales[model]), families=(model,))
         codec, bases = build_world(cfg)
         passed = list(pass_at_1(bases[model], codec, problems, evaluator).passed)
@@ -176,7 +172,7 @@ def evaluate(
         "n": len(passed),
         "by_category": {c: sum(v) / len(v) for c, v in sorted(by_cat.items())},
     }
-    if as_json:
+    if json_output:
         _emit(summary)
         return
     _out.print(

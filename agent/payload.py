@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agent.errors import AgentError
+
 
 @dataclass(frozen=True)
 class BundleEntry:
@@ -56,7 +58,7 @@ class BundlePayload:
         )
 
 
-class PayloadError(ValueError):
+class PayloadError(AgentError, ValueError):
     """A payload (usually from another organisation) is malformed."""
 
 

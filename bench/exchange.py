@@ -13,7 +13,7 @@ Measures, on this machine:
 Top-k ids are random and log-probabilities are random but sorted and normalised like real ones, so
 zlib figures are a lower bound on what real predictions compress to. Text is real Python source
 (this repository's own files) cut to 3.2 characters per token, the ratio SmolLM2's tokenizer gives
-on code (shared/TOOLCHAIN.md).
+on code (docs/toolchain.md).
 
 Run: `.venv/bin/python bench/exchange.py` (about two minutes; `--quick` for a smoke run).
 """
@@ -39,13 +39,14 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exchange.bundles import KnowledgeBundle, TokenizerId, TopK, encode_container
 from exchange.cid import cid_of
 from exchange.ecies import public_key_of
 from exchange.ipfs import IpfsStore
 from exchange.local import LocalStore
 from exchange.node import IpfsNode
-from exchange.sealing import open_envelope, seal, seal_bundle
+from exchange.sealing import open_envelope, seal
+from market.bundles import KnowledgeBundle, TokenizerId, TopK, encode_container
+from market.sealing import seal_bundle
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MB = 1_000_000

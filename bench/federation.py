@@ -34,19 +34,11 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from agent.experiment import (  # noqa: E402
-    CENTRAL_KD,
-    PAIRINGS,
-    ExperimentConfig,
-    Method,
-    build_world,
-    run_seed,
-    summarise,
-    tiny_config,
-)
-from agent.matchmaking import PolicyPairing  # noqa: E402
 from agent.models.tokenizer import Codec  # noqa: E402
 from agent.sandbox import Evaluator, isolation_level  # noqa: E402
+from agent.world import ExperimentConfig, build_world, tiny_config  # noqa: E402
+from sim.experiment import CENTRAL_KD, PAIRINGS, Method, run_seed, summarise  # noqa: E402
+from sim.matchmaking import PolicyPairing  # noqa: E402
 
 NO_PAIRS = ("local-only", "central-kd")  # methods without peer-to-peer pairs
 

@@ -61,7 +61,7 @@ from matchmaker.context import (  # noqa: E402
 from matchmaker.kernels import ucb_matrix  # noqa: E402
 from matchmaker.matching import DENSE_MAX, match  # noqa: E402
 from matchmaker.policies import LinUCBPolicy, PolicyParams, make_policy, rng_for_round  # noqa: E402
-from matchmaker.simulation import Federation, SimConfig, run_simulation  # noqa: E402
+from sim.synthetic import Federation, SimConfig, run_simulation  # noqa: E402
 
 RESULTS = _HERE / "results"
 POLICIES = ("linucb", "heuristic", "random")

@@ -1,7 +1,7 @@
 """Start and stop a local Anvil node on a free loopback port.
 
 Always runs with `--prune-history`: without it anvil keeps every block's state under
-~/.foundry/anvil/tmp and never deletes it (see shared/TOOLCHAIN.md).
+~/.foundry/anvil/tmp and never deletes it (see docs/toolchain.md).
 """
 
 from __future__ import annotations

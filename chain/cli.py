@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
@@ -23,24 +22,11 @@ from chain.deploy import Deployment, deploy_market, verify_deployment
 from chain.devchain import MATCHMAKER_INDEX
 from chain.errors import ChainError
 from chain.events import EventReader
-from chain.paths import DEFAULT_STATE_DIR
 from chain.units import from_wad
+from clikit import DEFAULT_RPC_URL, ExitCode, fail, json_option, manifest_option, print_json, rpc_option
 
 app = typer.Typer(help="The marketplace contracts on an EVM chain (Anvil locally).", no_args_is_help=True)
 console = Console()
-
-DEFAULT_MANIFEST = Path(os.environ.get("KNEXA_MANIFEST", DEFAULT_STATE_DIR / "deployment.json"))
-MANIFEST_OPTION = typer.Option(DEFAULT_MANIFEST, "--manifest", help="deployment manifest path")
-JSON_OPTION = typer.Option(False, "--json", help="print JSON for scripts")
-
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(1)
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _print_manifest(deployment: Deployment) -> None:
@@ -53,7 +39,7 @@ def _print_manifest(deployment: Deployment) -> None:
 @app.command("compile")
 def compile_command(
     write: bool = typer.Option(False, "--write", help="rewrite contracts/artifacts/ from a fresh compile"),
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Compile contracts/ from source and compare with (or rewrite) the committed artifacts."""
     fresh = compile_contracts()
@@ -69,7 +55,7 @@ def compile_command(
         for path in write_artifacts(fresh):
             report.setdefault("written", []).append(str(path))
     if json_output:
-        _print_json(report)
+        print_json(report)
     else:
         for name, entry in report.items():
             if name != "written":
@@ -78,7 +64,7 @@ def compile_command(
         for path in report.get("written", []):
             console.print(f"wrote {path}")
     if not write and not all(entry["matches_committed"] for key, entry in report.items() if key != "written"):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILURE)
 
 
 @app.command()
@@ -92,8 +78,8 @@ def up(
     matchmaker: str | None = typer.Option(
         None, help="address holding MATCHMAKER_ROLE (default: dev account 1)"
     ),
-    manifest: Path = MANIFEST_OPTION,
-    json_output: bool = JSON_OPTION,
+    manifest: Path = manifest_option(),
+    json_output: bool = json_option(),
 ) -> None:
     """Start a local Anvil, deploy the market (or reuse it from --state), print the manifest, run until
     stopped."""
@@ -101,7 +87,7 @@ def up(
     try:
         node.start()
     except ChainError as error:
-        _fail(str(error))
+        fail(str(error), json_output=json_output)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -124,7 +110,7 @@ def up(
             )
             deployment.save(manifest)
         if json_output:
-            _print_json(deployment.to_json())
+            print_json(deployment.to_json())
         else:
             _print_manifest(deployment)
             console.print(f"manifest: {manifest}\nAnvil on {rpc_url}; Ctrl-C stops it.")
@@ -132,7 +118,7 @@ def up(
         try:
             while not stop.wait(0.5):
                 if not node.running:
-                    _fail("anvil exited")
+                    fail("anvil exited", json_output=json_output)
         except KeyboardInterrupt:
             pass
     finally:
@@ -141,7 +127,7 @@ def up(
 
 @app.command()
 def deploy(
-    rpc: str = typer.Option(..., "--rpc", help="JSON-RPC URL of the chain"),
+    rpc: str | None = rpc_option(f"JSON-RPC URL of the chain (default: {DEFAULT_RPC_URL})"),
     deployer_key_env: str | None = typer.Option(
         None, help="environment variable holding the deployer's private key (never pass keys as arguments)"
     ),
@@ -151,26 +137,27 @@ def deploy(
     matchmaker: str | None = typer.Option(
         None, help="address holding MATCHMAKER_ROLE (default: the deployer)"
     ),
-    manifest: Path = MANIFEST_OPTION,
-    json_output: bool = JSON_OPTION,
+    manifest: Path = manifest_option(),
+    json_output: bool = json_option(),
 ) -> None:
     """Deploy the market to an existing chain and write the manifest."""
     if (deployer_key_env is None) == (dev_account_index is None):
-        _fail("give exactly one of --deployer-key-env VAR or --dev-account N")
+        fail("give exactly one of --deployer-key-env VAR or --dev-account N", json_output=json_output)
     try:
         deployer = (
             account_from_env(deployer_key_env) if deployer_key_env else dev_account(dev_account_index or 0)
         )
+        rpc = rpc or DEFAULT_RPC_URL
         w3 = connect(rpc)
         deployment = deploy_market(
             w3, deployer, matchmaker or deployer.address, DEFAULT_PARAMETERS, rpc_url=rpc
         )
     except (ChainError, KeyError, ValueError) as error:
-        _fail(str(error))
+        fail(str(error), json_output=json_output)
         return
     deployment.save(manifest)
     if json_output:
-        _print_json(deployment.to_json())
+        print_json(deployment.to_json())
     else:
         _print_manifest(deployment)
         console.print(f"manifest: {manifest}")
@@ -207,18 +194,18 @@ def _status(rpc: str | None, manifest: Path) -> tuple[MarketClient, dict[str, An
 
 @app.command()
 def status(
-    rpc: str | None = typer.Option(None, "--rpc", help="JSON-RPC URL (default: the manifest's)"),
-    manifest: Path = MANIFEST_OPTION,
-    json_output: bool = JSON_OPTION,
+    rpc: str | None = rpc_option(),
+    manifest: Path = manifest_option(),
+    json_output: bool = json_option(),
 ) -> None:
     """Show the chain, the deployed market (its code checked against the artifact) and its organizations."""
     try:
         _, report = _status(rpc, manifest)
     except ChainError as error:
-        _fail(str(error))
+        fail(str(error), json_output=json_output)
         return
     if json_output:
-        _print_json(report)
+        print_json(report)
         return
     console.print(
         f"chain {report['chain_id']} at block {report['block']}; market {report['market']} (code verified); "
@@ -239,11 +226,11 @@ def status(
 
 @app.command()
 def events(
-    rpc: str | None = typer.Option(None, "--rpc", help="JSON-RPC URL (default: the manifest's)"),
+    rpc: str | None = rpc_option(),
     from_block: int | None = typer.Option(None, help="first block (default: the deployment block)"),
     name: list[str] | None = typer.Option(None, "--name", help="only these event names (repeatable)"),
-    manifest: Path = MANIFEST_OPTION,
-    json_output: bool = JSON_OPTION,
+    manifest: Path = manifest_option(),
+    json_output: bool = json_option(),
 ) -> None:
     """Print the market's decoded events in chain order."""
     try:
@@ -253,10 +240,10 @@ def events(
         start = deployment.deploy_block if from_block is None else from_block
         decoded = EventReader(w3, market.contract).read(start, names=name or None)
     except (ChainError, ValueError) as error:
-        _fail(str(error))
+        fail(str(error), json_output=json_output)
         return
     if json_output:
-        _print_json([event.to_json() for event in decoded])
+        print_json([event.to_json() for event in decoded])
         return
     print_events(decoded)
 

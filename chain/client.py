@@ -7,6 +7,7 @@ that a revert surfaces as a decoded `ContractReverted` *before* anything is sent
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -109,10 +110,6 @@ class MarketParameters:
     def as_tuple(self) -> tuple[int, ...]:
         return tuple(asdict(self).values())
 
-    @classmethod
-    def from_tuple(cls, values: Sequence[int]) -> MarketParameters:
-        return cls(*values)
-
 
 DEFAULT_PARAMETERS = MarketParameters(
     min_stake=ether(1),
@@ -153,7 +150,7 @@ class Round:
 
 
 @dataclass(frozen=True)
-class Pair:
+class PairState:
     index: int
     teacher: str
     student: str
@@ -172,6 +169,11 @@ class TxResult:
     block_number: int
     gas_used: int
     receipt: TxReceipt
+
+
+def _snake(name: str) -> str:
+    """`registeredAtBlock` -> `registered_at_block` (ABI component names to Python field names)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def cid_digest(cid: bytes) -> bytes:
@@ -195,6 +197,7 @@ class MarketClient:
         self.contract: Contract = w3.eth.contract(address=self.address, abi=self.artifact.abi)
         self.account = account
         self.errors = ErrorDecoder(self.artifact.abi)
+        self._struct_fields: dict[str, tuple[str, ...]] = {}
         with rpc_errors():
             self.chain_id = w3.eth.chain_id
 
@@ -363,22 +366,36 @@ class MarketClient:
         return answer
 
     def parameters(self) -> MarketParameters:
-        return MarketParameters.from_tuple(self.call(self.contract.functions.parameters()))
+        return MarketParameters(**self._struct("parameters", self.call(self.contract.functions.parameters())))
+
+    def _struct(self, function: str, values: Sequence[Any]) -> dict[str, Any]:
+        """A returned struct as {snake_case field name: value}, matched by the ABI's component names."""
+        names = self._struct_fields.get(function)
+        if names is None:
+            entry = next(
+                e for e in self.artifact.abi if e.get("type") == "function" and e.get("name") == function
+            )
+            components = entry["outputs"][0]["components"]
+            names = tuple(_snake(str(component["name"])) for component in components)
+            self._struct_fields[function] = names
+        if len(names) != len(values):
+            raise ChainError(f"{function} returned {len(values)} fields, its ABI names {len(names)}")
+        return dict(zip(names, values, strict=True))
 
     def organization(self, address: str) -> Organization:
         checksum = Web3.to_checksum_address(address)
-        values = self.call(self.contract.functions.organization(checksum))
+        fields = self._struct("organization", self.call(self.contract.functions.organization(checksum)))
         return Organization(
             address=checksum,
-            status=OrganizationStatus(values[0]),
-            registered_at_block=values[1],
-            exit_available_at_block=values[2],
-            stake=values[3],
-            reputation=values[4],
-            credits=values[5],
-            profile_digest=bytes(values[6]),
-            name=values[7],
-            encryption_public_key=bytes(values[8]),
+            status=OrganizationStatus(fields["status"]),
+            registered_at_block=fields["registered_at_block"],
+            exit_available_at_block=fields["exit_available_at_block"],
+            stake=fields["stake"],
+            reputation=fields["reputation"],
+            credits=fields["credits"],
+            profile_digest=bytes(fields["profile_digest"]),
+            name=fields["name"],
+            encryption_public_key=bytes(fields["encryption_public_key"]),
         )
 
     def organization_addresses(self, page_size: int = 500) -> list[str]:
@@ -402,31 +419,34 @@ class MarketClient:
         return value
 
     def round(self, round_id: int) -> Round:
-        values = self.call(self.contract.functions.getRound(round_id))
+        fields = self._struct("getRound", self.call(self.contract.functions.getRound(round_id)))
         return Round(
             round_id=round_id,
-            status=RoundStatus(values[0]),
-            opened_at_block=values[1],
-            deadline_block=values[2],
-            pair_count=values[3],
-            decision_digest=bytes(values[4]),
-            policy_digest=bytes(values[5]),
-            exchange_fee=values[6],
+            status=RoundStatus(fields["status"]),
+            opened_at_block=fields["opened_at_block"],
+            deadline_block=fields["deadline_block"],
+            pair_count=fields["pair_count"],
+            decision_digest=bytes(fields["decision_digest"]),
+            policy_digest=bytes(fields["policy_digest"]),
+            exchange_fee=fields["exchange_fee"],
         )
 
-    def pairs(self, round_id: int) -> list[Pair]:
+    def pairs(self, round_id: int) -> list[PairState]:
         return [
-            Pair(
+            PairState(
                 index=index,
-                teacher=values[0],
-                bundle_published=values[1],
-                gain_reported=values[2],
-                student=values[3],
-                gain=values[4],
-                bundle_digest=bytes(values[5]),
-                adapter_digest=bytes(values[6]),
+                teacher=fields["teacher"],
+                bundle_published=fields["bundle_published"],
+                gain_reported=fields["gain_reported"],
+                student=fields["student"],
+                gain=fields["gain"],
+                bundle_digest=bytes(fields["bundle_digest"]),
+                adapter_digest=bytes(fields["adapter_digest"]),
             )
-            for index, values in enumerate(self.call(self.contract.functions.getPairs(round_id)))
+            for index, fields in enumerate(
+                self._struct("getPair", values)
+                for values in self.call(self.contract.functions.getPairs(round_id))
+            )
         ]
 
     def pending_withdrawal(self, address: str) -> int:

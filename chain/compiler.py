@@ -4,7 +4,7 @@ Sources are handed to the compiler by content under stable, machine-independent 
 (`src/KnexaMarket.sol`, `@openzeppelin/contracts/...`), so the metadata hash embedded in the
 bytecode is the same on every machine: the committed artifacts can be checked against a fresh
 compile. The compiler is a native solc installed by py-solc-x when one exists, otherwise solcjs
-(npm `solc`) behind `tools/solc-shim.js` (see shared/TOOLCHAIN.md).
+(npm `solc`) behind `tools/solc-shim.js` (see docs/toolchain.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Typed errors for everything that can go wrong on the chain side.
 
 web3.py reports a custom Solidity error as `ContractCustomError` carrying the raw 4-byte selector
-and ABI-encoded arguments. `decode_revert` turns that into a `ContractReverted` whose `name` and
+and ABI-encoded arguments. `ErrorDecoder.decode` turns that into a `ContractReverted` whose `name` and
 `arguments` are the error's Solidity name and decoded arguments, matched against the contract ABI.
 """
 

@@ -6,6 +6,7 @@ because a Kubo node adds with CIDv0 unless told otherwise.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -52,6 +53,16 @@ def parse_cid(value: str | CID) -> CID:
 
 def normalize_cid(value: str | CID) -> str:
     """The canonical text of a CID: base58btc for v0, base32 for v1 (what Kubo prints)."""
+    if isinstance(value, str):
+        return _normalized_text(value)
+    cid = parse_cid(value)
+    return str(cid.set(base="base58btc" if cid.version == 0 else "base32"))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _normalized_text(value: str) -> str:
+    """`normalize_cid` of a text CID, cached: multibase encoding is slow, and records repeat CIDs.
+    (An invalid CID raises and is not cached.)"""
     cid = parse_cid(value)
     return str(cid.set(base="base58btc" if cid.version == 0 else "base32"))
 
@@ -88,6 +99,26 @@ def _layouts(cid: CID) -> list[Callable[[], _RawBlockHash | _DagHash]]:
     if cid.version == 0:
         return [lambda: _DagHash(0, False)]
     return [lambda: _DagHash(1, True), lambda: _DagHash(1, False)]
+
+
+def cid_text(binary: bytes) -> str:
+    """The canonical text form of a CID given in its binary form (as chain events carry it)."""
+    return _cid_text(bytes(binary))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _cid_text(binary: bytes) -> str:
+    try:
+        return normalize_cid(CID.decode(binary))
+    except InvalidCidError:
+        raise
+    except Exception as error:  # multiformats raises several types for malformed bytes
+        raise InvalidCidError(f"not a binary CID: {binary[:16].hex()}...: {error}") from None
+
+
+def cid_binary(text: str | CID) -> bytes:
+    """The binary form of a CID, as the contract takes it."""
+    return bytes(parse_cid(text))
 
 
 def verify_stream(chunks: Callable[[], Iterable[bytes]], expected: str | CID) -> str:

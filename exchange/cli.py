@@ -2,7 +2,7 @@
 
 A store is named by `--store`: a directory (a `LocalStore`, the default `.knexa/store`) or the URL of an
 IPFS node's RPC API (`http://127.0.0.1:5001`, an `IpfsStore`). Every command prints a short human
-answer, or one JSON object with `--json`; errors exit with status 1 (2 for a CID mismatch in `verify`).
+answer, or one JSON object with `--json`; errors exit with status 1 (4 for a CID mismatch in `verify`).
 """
 
 from __future__ import annotations
@@ -14,20 +14,21 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 from eth_account import Account
 
+from clikit import ExitCode, emit, fail, json_option, store_option
 from exchange.canonical import loads_canonical
 from exchange.cid import CidVersion, cid_of_file, normalize_cid, verify_content
 from exchange.ecies import public_key_of
 from exchange.errors import CidMismatchError, ExchangeError
 from exchange.ipfs import IpfsStore
-from exchange.local import LocalStore
 from exchange.node import IpfsNode
 from exchange.sealing import MAGIC, read_header
 from exchange.store import DEFAULT_MAX_BYTES
+from exchange.stores import open_store
 
 app = typer.Typer(
     name="exchange",
@@ -36,41 +37,17 @@ app = typer.Typer(
     add_completion=False,
 )
 
-DEFAULT_STORE = ".knexa/store"
-JSON_OPTION = typer.Option(False, "--json", help="print one JSON object instead of text")
-STORE_OPTION = typer.Option(
-    DEFAULT_STORE,
-    "--store",
-    "-s",
-    envvar="KNEXA_STORE",
-    help="a directory (local store) or an IPFS RPC API URL such as http://127.0.0.1:5001",
-)
 CID_VERSION_OPTION = typer.Option(1, "--cid-version", min=0, max=1, help="0 (Qm..., Kubo's default) or 1")
 TIMEOUT_OPTION = typer.Option(10.0, "--timeout", min=0.1, help="seconds to wait for an IPFS node")
-
-
-def _emit(json_output: bool, payload: dict[str, Any], text: str) -> None:
-    if json_output:
-        typer.echo(json.dumps(payload, sort_keys=True))
-    else:
-        typer.echo(text)
-
-
-def _fail(json_output: bool, error: Exception, code: int = 1) -> NoReturn:
-    if json_output:
-        typer.echo(json.dumps({"error": str(error), "type": type(error).__name__}, sort_keys=True))
-    else:
-        typer.echo(f"error: {error}", err=True)
-    raise typer.Exit(code)
 
 
 def _run(json_output: bool, action: Callable[[], None]) -> None:
     try:
         action()
     except CidMismatchError as error:
-        _fail(json_output, error, 2)
+        fail(error, json_output=json_output, code=ExitCode.MISMATCH)
     except (ExchangeError, OSError) as error:
-        _fail(json_output, error)
+        fail(error, json_output=json_output)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -81,24 +58,17 @@ def _version(value: int) -> CidVersion:
     return 0 if value == 0 else 1
 
 
-def open_store(spec: str, cid_version: CidVersion = 1, timeout_s: float = 10.0) -> LocalStore | IpfsStore:
-    """The store a `--store` value names."""
-    if spec.startswith(("http://", "https://")):
-        return IpfsStore(spec, cid_version=cid_version, timeout_s=timeout_s)
-    return LocalStore(Path(spec), cid_version=cid_version)
-
-
 @app.command()
 def cid(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="the file to address"),
     cid_version: int = CID_VERSION_OPTION,
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Print the CID `ipfs add` would give FILE (computed here, no node needed)."""
 
     def action() -> None:
         value = cid_of_file(file, _version(cid_version))
-        _emit(json_output, {"cid": value, "size": file.stat().st_size, "file": str(file)}, value)
+        emit(json_output, {"cid": value, "size": file.stat().st_size, "file": str(file)}, value)
 
     _run(json_output, action)
 
@@ -106,18 +76,18 @@ def cid(
 @app.command()
 def put(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="the file to store"),
-    store: str = STORE_OPTION,
+    store: str = store_option(),
     cid_version: int = CID_VERSION_OPTION,
     pin: bool = typer.Option(True, "--pin/--no-pin", help="pin the object so garbage collection keeps it"),
     timeout: float = TIMEOUT_OPTION,
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Store FILE (streamed) and print its CID."""
 
     def action() -> None:
         target = open_store(store, _version(cid_version), timeout)
         value = target.put_file(file, pin=pin)
-        _emit(json_output, {"cid": value, "size": file.stat().st_size, "store": store, "pinned": pin}, value)
+        emit(json_output, {"cid": value, "size": file.stat().st_size, "store": store, "pinned": pin}, value)
 
     _run(json_output, action)
 
@@ -125,11 +95,11 @@ def put(
 @app.command()
 def get(
     cid: str = typer.Argument(..., help="the CID to fetch"),
-    store: str = STORE_OPTION,
+    store: str = store_option(),
     output: Path | None = typer.Option(None, "--output", "-o", help="write here (default: standard output)"),
     max_bytes: int = typer.Option(DEFAULT_MAX_BYTES, "--max-bytes", min=0, help="refuse larger objects"),
     timeout: float = TIMEOUT_OPTION,
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Fetch CID, verify the bytes against it, and write them out (nothing is written on a mismatch)."""
 
@@ -148,7 +118,7 @@ def get(
                 sys.stdout.buffer.flush()
                 return
         where = str(output) if output is not None else None
-        _emit(
+        emit(
             json_output,
             {"cid": normalize_cid(cid), "size": size, "output": where},
             f"{size} bytes -> {where}",
@@ -161,13 +131,13 @@ def get(
 def verify(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="the bytes to check"),
     cid: str = typer.Argument(..., help="the CID they should have"),
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Check that FILE is the content addressed by CID (exit status 2 if not)."""
 
     def action() -> None:
         value = verify_content(file.read_bytes(), cid)
-        _emit(json_output, {"cid": value, "file": str(file), "ok": True}, f"ok: {file} is {value}")
+        emit(json_output, {"cid": value, "file": str(file), "ok": True}, f"ok: {file} is {value}")
 
     _run(json_output, action)
 
@@ -175,17 +145,17 @@ def verify(
 @app.command()
 def has(
     cid: str = typer.Argument(..., help="the CID to look for"),
-    store: str = STORE_OPTION,
+    store: str = store_option(),
     timeout: float = TIMEOUT_OPTION,
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Say whether the store holds CID now (no network look-up); exit status 1 if not."""
 
     def action() -> None:
         held = open_store(store, timeout_s=timeout).has(cid)
-        _emit(json_output, {"cid": normalize_cid(cid), "held": held}, "yes" if held else "no")
+        emit(json_output, {"cid": normalize_cid(cid), "held": held}, "yes" if held else "no")
         if not held:
-            raise typer.Exit(1)
+            raise typer.Exit(ExitCode.FAILURE)
 
     _run(json_output, action)
 
@@ -193,15 +163,15 @@ def has(
 @app.command()
 def pin(
     cid: str = typer.Argument(..., help="the CID to pin"),
-    store: str = STORE_OPTION,
+    store: str = store_option(),
     timeout: float = TIMEOUT_OPTION,
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Pin CID so that garbage collection keeps it."""
 
     def action() -> None:
         open_store(store, timeout_s=timeout).pin(cid)
-        _emit(json_output, {"cid": normalize_cid(cid), "pinned": True}, f"pinned {normalize_cid(cid)}")
+        emit(json_output, {"cid": normalize_cid(cid), "pinned": True}, f"pinned {normalize_cid(cid)}")
 
     _run(json_output, action)
 
@@ -209,30 +179,30 @@ def pin(
 @app.command()
 def unpin(
     cid: str = typer.Argument(..., help="the CID to unpin"),
-    store: str = STORE_OPTION,
+    store: str = store_option(),
     timeout: float = TIMEOUT_OPTION,
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Remove the pin of CID."""
 
     def action() -> None:
         open_store(store, timeout_s=timeout).unpin(cid)
-        _emit(json_output, {"cid": normalize_cid(cid), "pinned": False}, f"unpinned {normalize_cid(cid)}")
+        emit(json_output, {"cid": normalize_cid(cid), "pinned": False}, f"unpinned {normalize_cid(cid)}")
 
     _run(json_output, action)
 
 
 @app.command()
 def pins(
-    store: str = STORE_OPTION,
+    store: str = store_option(),
     timeout: float = TIMEOUT_OPTION,
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """List the pinned CIDs."""
 
     def action() -> None:
         listed = sorted(open_store(store, timeout_s=timeout).pins())
-        _emit(json_output, {"pins": listed}, "\n".join(listed))
+        emit(json_output, {"pins": listed}, "\n".join(listed))
 
     _run(json_output, action)
 
@@ -240,9 +210,9 @@ def pins(
 @app.command()
 def inspect(
     cid: str = typer.Argument(..., help="the CID of a sealed bundle or a JSON document"),
-    store: str = STORE_OPTION,
+    store: str = store_option(),
     timeout: float = TIMEOUT_OPTION,
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Show the public part of an object: a sealed bundle's header, or a document's format and fields."""
 
@@ -257,7 +227,7 @@ def inspect(
             info = {"object": "document", "document": document}
         info["cid"] = normalize_cid(cid)
         info["size"] = len(data)
-        _emit(json_output, info, json.dumps(info, indent=2, sort_keys=True))
+        emit(json_output, info, json.dumps(info, indent=2, sort_keys=True))
 
     _run(json_output, action)
 
@@ -267,7 +237,7 @@ def pubkey(
     key_env: str = typer.Option(
         "KNEXA_PRIVATE_KEY", "--key-env", help="environment variable holding the hex private key"
     ),
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Print the 33-byte compressed public key (hex) to register for receiving sealed bundles."""
 
@@ -277,7 +247,7 @@ def pubkey(
             raise ExchangeError(f"set {key_env} to the hex private key (it is never read from arguments)")
         public = public_key_of(secret).hex()
         address = str(Account.from_key(bytes.fromhex(secret.removeprefix("0x"))).address)
-        _emit(json_output, {"public_key": public, "address": address}, public)
+        emit(json_output, {"public_key": public, "address": address}, public)
 
     _run(json_output, action)
 
@@ -287,13 +257,13 @@ def node(
     repo: Path | None = typer.Option(
         None, "--repo", help="keep the node's repo here (default: a temporary one)"
     ),
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Run an offline IPFS node on a free loopback port until interrupted (Kubo if on PATH, else js-ipfs)."""
 
     def action() -> None:
         with IpfsNode(repo_dir=repo) as running:
-            _emit(
+            emit(
                 json_output,
                 {"api_url": running.api_url, "kind": running.kind, "pid": running.pid},
                 f"{running.kind} node: {running.api_url} (Ctrl-C stops it)",

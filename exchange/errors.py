@@ -83,6 +83,10 @@ class NonFiniteError(FormatError):
     """A number is NaN or infinite."""
 
 
+class OutOfBoundsError(SchemaError):
+    """A finite number lies outside the bounds its field declares (or a histogram does not sum to 1)."""
+
+
 class ShapeError(FormatError):
     """Tensors have inconsistent shapes or dtypes."""
 

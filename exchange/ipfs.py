@@ -1,6 +1,6 @@
 """`IpfsStore`: a typed client of the Kubo RPC API (`/api/v0/...`) over httpx.
 
-Works against Kubo and js-ipfs alike; the differences it papers over (shared/TOOLCHAIN.md):
+Works against Kubo and js-ipfs alike; the differences it papers over (docs/toolchain.md):
 
 - js-ipfs answers HTTP 500 to a multipart part without a Content-Type, so every part carries one;
 - js-ipfs prints CIDv1 in base58btc unless `cid-base=base32` is passed (and refuses that option

@@ -2,7 +2,7 @@
 
 A Kubo `ipfs` binary on PATH (or named by `KNEXA_IPFS_BINARY`) is used when present; otherwise the
 project-local js-ipfs in `tools/ipfs` (installed by `make ipfs`, see mk/ipfs.mk and
-shared/TOOLCHAIN.md). Both serve the same Kubo RPC API, which is all `IpfsStore` needs.
+docs/toolchain.md). Both serve the same Kubo RPC API, which is all `IpfsStore` needs.
 
 The node never dials out: it runs with `--offline`, an empty bootstrap list, MDNS off, and every
 listener on 127.0.0.1. It runs in its own session, and `stop()` signals the whole process group, so

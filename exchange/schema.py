@@ -5,6 +5,7 @@ that carries fields this version does not define must declare a newer format ver
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Collection
@@ -13,7 +14,14 @@ from eth_utils.address import is_address, to_checksum_address
 
 from exchange.canonical import Json
 from exchange.cid import normalize_cid
-from exchange.errors import ExchangeError, NonFiniteError, OversizedError, SchemaError, UnknownFormatError
+from exchange.errors import (
+    ExchangeError,
+    NonFiniteError,
+    OutOfBoundsError,
+    OversizedError,
+    SchemaError,
+    UnknownFormatError,
+)
 
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 MAX_NAME = 128
@@ -56,7 +64,7 @@ def as_int(value: Json, path: str, low: int | None = None, high: int | None = No
     if not isinstance(value, int) or isinstance(value, bool):
         raise SchemaError(f"{path}: expected an integer")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise SchemaError(f"{path}: {value} outside [{low}, {high}]")
+        raise OutOfBoundsError(f"{path}: {value} outside [{low}, {high}]")
     return value
 
 
@@ -75,7 +83,7 @@ def check_float(value: float, path: str, low: float | None = None, high: float |
     if not math.isfinite(value):
         raise NonFiniteError(f"{path}: {value} is not finite")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise SchemaError(f"{path}: {value} outside [{low}, {high}]")
+        raise OutOfBoundsError(f"{path}: {value} outside [{low}, {high}]")
     return value
 
 
@@ -90,6 +98,13 @@ def as_address(value: Json, path: str) -> str:
 def checksum_address(value: str, path: str = "address") -> str:
     if not isinstance(value, str) or not is_address(value):
         raise SchemaError(f"{path}: {value!r} is not an Ethereum address")
+    return _checksummed(value)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _checksummed(value: str) -> str:
+    """EIP-55 form of a valid address; cached, since a decision record repeats each address N times
+    and the checksum costs a keccak."""
     return str(to_checksum_address(value))
 
 

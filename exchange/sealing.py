@@ -1,4 +1,4 @@
-"""Sealed bundles: signed by the teacher's Ethereum key, encrypted to the student's public key.
+"""Sealed envelopes: signed by the teacher's Ethereum key, encrypted to the student's public key.
 
 IPFS is public, so a bundle travels encrypted to the student's registered secp256k1 key (see
 `exchange.ecies`). Inside, the payload carries the teacher's EIP-191 signature over a
@@ -35,9 +35,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
 
-from exchange.bundles import DEFAULT_LIMITS, AdapterBundle, KnowledgeBundle, Limits, looks_like_pickle
 from exchange.canonical import Json, dumps_canonical, loads_canonical
-from exchange.cid import verify_content
 from exchange.ecies import (
     Ciphertext,
     compressed_public_key,
@@ -57,7 +55,6 @@ from exchange.errors import (
     WrongSignerError,
 )
 from exchange.schema import as_address, as_int, as_object, as_str, check_format, checksum_address
-from exchange.store import ContentStore
 
 MAGIC = b"KNXS"
 FORMAT = "knexa.sealed"
@@ -68,11 +65,14 @@ MAX_HEADER_BYTES = 64 << 10
 
 Kind = Literal["knowledge", "adapter"]
 Compression = Literal["none", "zlib"]
-Bundle = KnowledgeBundle | AdapterBundle
-_KINDS: dict[str, type[KnowledgeBundle] | type[AdapterBundle]] = {
-    "knowledge": KnowledgeBundle,
-    "adapter": AdapterBundle,
-}
+KINDS: tuple[Kind, ...] = ("knowledge", "adapter")
+#: The largest envelope a receiver accepts unless it says otherwise (256 MiB).
+DEFAULT_MAX_BYTES = 256 << 20
+
+
+def looks_like_pickle(data: bytes) -> bool:
+    """True for a pickle (protocol 2+ starts with PROTO 0x80 n) or a zip archive (torch.save)."""
+    return (len(data) >= 2 and data[0] == 0x80 and 1 <= data[1] <= 5) or data[:4] == b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,9 @@ def seal(
 ) -> bytes:
     """Sign `payload` with the teacher's key and encrypt it to the recipient; return the envelope bytes.
 
-    This does not look at the payload; `seal_bundle` is the checked entry point for bundles.
+    This does not look at the payload; `market.sealing.seal_bundle` is the checked entry point for bundles.
     """
-    if kind not in _KINDS:
+    if kind not in KINDS:
         raise SchemaError(f"unknown bundle kind {kind!r}")
     if compression not in ("none", "zlib"):
         raise SchemaError(f"unknown compression {compression!r}")
@@ -172,62 +172,6 @@ def encode_envelope(header: SealedHeader, ciphertext: bytes) -> bytes:
     return MAGIC + struct.pack(">I", len(header_bytes)) + header_bytes + ciphertext
 
 
-def seal_bundle(
-    bundle: Bundle,
-    *,
-    teacher_key: bytes | str,
-    recipient_public_key: bytes | str,
-    round: int | None = None,
-    student: str | None = None,
-    compression: Compression = "none",
-) -> bytes:
-    """Seal a bundle for its student. A `KnowledgeBundle` names its round, teacher and student
-    itself (and `teacher_key` must be that teacher's); an `AdapterBundle` needs `round` and `student`."""
-    teacher = str(Account.from_key(private_key_bytes(teacher_key)).address)
-    kind: Kind = "adapter"
-    if isinstance(bundle, KnowledgeBundle):
-        if bundle.teacher != teacher:
-            raise SchemaError(f"bundle names teacher {bundle.teacher} but the key is {teacher}'s")
-        if (round is not None and round != bundle.round) or (
-            student is not None and checksum_address(student) != bundle.student
-        ):
-            raise SchemaError("round/student arguments contradict the bundle")
-        round, student, kind = bundle.round, bundle.student, "knowledge"
-    elif round is None or student is None:
-        raise SchemaError("sealing an adapter bundle needs round and student")
-    return seal(
-        bundle.to_bytes(),
-        kind=kind,
-        round=round,
-        teacher_key=teacher_key,
-        student=student,
-        recipient_public_key=recipient_public_key,
-        compression=compression,
-    )
-
-
-def publish_sealed(
-    store: ContentStore,
-    bundle: Bundle,
-    *,
-    teacher_key: bytes | str,
-    recipient_public_key: bytes | str,
-    round: int | None = None,
-    student: str | None = None,
-    compression: Compression = "none",
-) -> str:
-    """Seal a bundle (see `seal_bundle`) and put it into `store`; return its CID for `publishBundle`."""
-    envelope = seal_bundle(
-        bundle,
-        teacher_key=teacher_key,
-        recipient_public_key=recipient_public_key,
-        round=round,
-        student=student,
-        compression=compression,
-    )
-    return store.put(envelope)
-
-
 # --- opening ------------------------------------------------------------------------------------
 
 
@@ -250,7 +194,7 @@ def read_header(envelope: bytes) -> tuple[SealedHeader, bytes]:
     doc = as_object(value, "header", (*keys, "compression"))
     kind = as_str(doc["kind"], "kind")
     compression = as_str(doc["compression"], "compression")
-    if kind not in _KINDS:
+    if kind not in KINDS:
         raise UnknownFormatError(f"unknown bundle kind {kind!r}")
     if compression not in ("none", "zlib"):
         raise UnknownFormatError(f"unknown compression {compression!r}")
@@ -261,7 +205,7 @@ def read_header(envelope: bytes) -> tuple[SealedHeader, bytes]:
     except ValueError:
         raise SchemaError("recipient, ephemeral and nonce must be hex") from None
     header = SealedHeader(
-        kind=kind,  # type: ignore[arg-type]  # checked against _KINDS above
+        kind=kind,  # narrowed by the KINDS check above
         round=as_int(doc["round"], "round", 0, 2**53),
         teacher=as_address(doc["teacher"], "teacher"),
         student=as_address(doc["student"], "student"),
@@ -294,11 +238,11 @@ def open_envelope(
     expected_teacher: str,
     expected_round: int,
     expected_student: str,
-    limits: Limits = DEFAULT_LIMITS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> tuple[SealedHeader, bytes]:
     """Check and decrypt an envelope; return its header and the signed, verified payload bytes."""
-    if len(envelope) > limits.max_bytes:
-        raise OversizedError("sealed bundle", len(envelope), limits.max_bytes)
+    if len(envelope) > max_bytes:
+        raise OversizedError("sealed bundle", len(envelope), max_bytes)
     header, ciphertext = read_header(envelope)
     teacher = checksum_address(expected_teacher, "expected_teacher")
     student = checksum_address(expected_student, "expected_student")
@@ -315,7 +259,7 @@ def open_envelope(
     if len(plaintext) < SIGNATURE_BYTES:
         raise FormatError("sealed payload is too short to hold a signature")
     signature, body = plaintext[:SIGNATURE_BYTES], plaintext[SIGNATURE_BYTES:]
-    payload = _inflate(body, limits.max_bytes) if header.compression == "zlib" else body
+    payload = _inflate(body, max_bytes) if header.compression == "zlib" else body
     try:
         signer = str(
             Account.recover_message(
@@ -327,57 +271,3 @@ def open_envelope(
     if signer != teacher:
         raise WrongSignerError(teacher, signer)
     return header, payload
-
-
-def open_sealed(
-    cid: str,
-    store: ContentStore,
-    recipient_private_key: bytes | str,
-    expected_teacher: str,
-    expected_round: int,
-    expected_student: str,
-    *,
-    limits: Limits = DEFAULT_LIMITS,
-) -> Bundle:
-    """Fetch a sealed bundle by CID and return its content once every check passed (module docstring).
-
-    `expected_teacher`, `expected_round` and `expected_student` come from the chain (the round's
-    `PairAssigned` and `BundlePublished` events), never from the bundle itself.
-    """
-    envelope = store.get(cid, max_bytes=limits.max_bytes)
-    verify_content(envelope, cid)  # the store verified too; this does not rely on it
-    header, payload = open_envelope(
-        envelope,
-        recipient_private_key,
-        expected_teacher=expected_teacher,
-        expected_round=expected_round,
-        expected_student=expected_student,
-        limits=limits,
-    )
-    bundle = _KINDS[header.kind].from_bytes(payload, limits)
-    if isinstance(bundle, KnowledgeBundle) and (bundle.round, bundle.teacher, bundle.student) != (
-        header.round,
-        header.teacher,
-        header.student,
-    ):
-        raise HeaderMismatchError("the bundle's round, teacher or student differ from its signed envelope")
-    return bundle
-
-
-def open_knowledge(
-    cid: str,
-    store: ContentStore,
-    recipient_private_key: bytes | str,
-    expected_teacher: str,
-    expected_round: int,
-    expected_student: str,
-    *,
-    limits: Limits = DEFAULT_LIMITS,
-) -> KnowledgeBundle:
-    """`open_sealed` for a student that expects a knowledge bundle (anything else is a `SchemaError`)."""
-    bundle = open_sealed(
-        cid, store, recipient_private_key, expected_teacher, expected_round, expected_student, limits=limits
-    )
-    if not isinstance(bundle, KnowledgeBundle):
-        raise SchemaError(f"expected a knowledge bundle, got {type(bundle).__name__}")
-    return bundle

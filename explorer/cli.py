@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
+from clikit import manifest_option, rpc_option, store_option
+
 app = typer.Typer(
     help="The audit explorer: a web page and JSON API over chain + content store.", no_args_is_help=True
 )
-
-DEFAULT_MANIFEST = Path(os.environ.get("KNEXA_MANIFEST", ".knexa/deployment.json"))
 
 
 @app.callback()
@@ -22,15 +21,9 @@ def explorer() -> None:
 
 @app.command()
 def serve(
-    rpc: str | None = typer.Option(
-        None, "--rpc", help="JSON-RPC URL of the chain (default: the one recorded in the manifest)"
-    ),
-    manifest: Path = typer.Option(DEFAULT_MANIFEST, "--manifest", help="deployment manifest path"),
-    store: str | None = typer.Option(
-        None,
-        "--store",
-        help="content store: a local store directory, or an IPFS (Kubo) RPC API URL such as http://127.0.0.1:5001",
-    ),
+    rpc: str | None = rpc_option(),
+    manifest: Path = manifest_option(),
+    store: str = store_option(),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="interface to listen on (0.0.0.0 only inside a container)"
     ),

@@ -16,10 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from multiformats import CID
-
-from exchange.cid import normalize_cid
-from exchange.documents import DecisionRecord, ProfileDoc
+from exchange.cid import cid_text
 from exchange.errors import (
     CidMismatchError,
     ExchangeError,
@@ -29,7 +26,9 @@ from exchange.errors import (
     StoreUnavailableError,
 )
 from exchange.store import ContentStore
+from exchange.stores import is_ipfs_api, open_store
 from explorer.models import Document
+from market.documents import DecisionRecord, ProfileDoc
 
 MAX_DOCUMENT_BYTES = 1 << 20  # profiles and decision records are small; refuse anything bigger
 
@@ -42,24 +41,17 @@ class ReadableStore(Protocol):
     def has(self, cid: str) -> bool: ...
 
 
-def open_store(spec: str | None, timeout_s: float = 3.0) -> ReadableStore | None:
-    """A store from a CLI value: an `http(s)://` Kubo RPC API URL, or a `LocalStore` directory.
+def open_readonly_store(spec: str | None, timeout_s: float = 3.0) -> ReadableStore | None:
+    """A store from a CLI value (`exchange.stores.open_store`), opened for reading only.
 
-    A directory that does not exist is not created (the explorer only reads): it is opened lazily
-    and reported as unreachable until it appears.
+    An IPFS API gets no retries (a page must not wait). A directory that does not exist yet is not
+    created (the explorer only reads): it is opened lazily and reported as unreachable until it appears.
     """
     if not spec:
         return None
-    if spec.startswith(("http://", "https://")):
-        from exchange.ipfs import IpfsStore
-
-        return IpfsStore(spec, timeout_s=timeout_s, retries=0, has_timeout_s=min(1.0, timeout_s))
-    root = Path(spec)
-    if (root / "objects").is_dir():
-        from exchange.local import LocalStore
-
-        return LocalStore(root)
-    return _LazyLocalStore(root)
+    if is_ipfs_api(spec) or (Path(spec) / "objects").is_dir():
+        return open_store(spec, timeout_s=timeout_s, retries=0, has_timeout_s=min(1.0, timeout_s))
+    return _LazyLocalStore(Path(spec))
 
 
 class _LazyLocalStore:
@@ -89,11 +81,11 @@ class _LazyLocalStore:
         return self._open().has(cid)
 
 
-def cid_text(binary: bytes) -> str | None:
+def cid_text_or_none(binary: bytes) -> str | None:
     """The canonical text of a binary CID from an event, or None if it is not a CID we read."""
     try:
-        return normalize_cid(CID.decode(bytes(binary)))
-    except (ExchangeError, ValueError, KeyError, TypeError):
+        return cid_text(binary)
+    except ExchangeError:
         return None
 
 

@@ -18,12 +18,12 @@ from typing import Any
 
 from web3 import Web3
 
-from chain.client import MarketClient, OrganizationStatus, RoundStatus, SlashReason, connect
+from chain.client import MarketClient, OrganizationStatus, RoundStatus, connect
 from chain.deploy import Deployment, verify_deployment
 from chain.errors import ChainError, DeploymentError, NodeUnavailableError
-from chain.events import ChainEvent, EventReader
+from chain.events import EventReader
 from chain.units import from_wad
-from explorer.content import ContentReader, cid_text, decode_decision, decode_profile
+from explorer.content import ContentReader, cid_text_or_none, decode_decision, decode_profile
 from explorer.models import (
     VERDICT_PENDING,
     ChainInfo,
@@ -50,6 +50,8 @@ from explorer.models import (
     VerdictView,
 )
 from explorer.verdicts import Verifier, matchmaker_verifier, run_verifier
+from market.ledger import EventRef, Ledger, LedgerRound, RewardRecord
+from market.parameters import read_constants
 
 RPC_TIMEOUT_S = 5.0
 
@@ -72,12 +74,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _tx(event: ChainEvent | None) -> TxRef | None:
-    return None if event is None else TxRef(event.transaction_hash, event.block_number)
+def _tx(ref: EventRef | None) -> TxRef | None:
+    return None if ref is None else TxRef(ref.transaction_hash, ref.block_number)
 
 
-def _must_tx(event: ChainEvent) -> TxRef:
-    return TxRef(event.transaction_hash, event.block_number)
+def _must_tx(ref: EventRef) -> TxRef:
+    return TxRef(ref.transaction_hash, ref.block_number)
+
+
+def _reward_view(reward: RewardRecord | None) -> RewardView | None:
+    if reward is None:
+        return None
+    return RewardView(fee_wei=reward.fee, credits=from_wad(reward.credits), tx=_must_tx(reward.ref))
 
 
 def short_address(address: str) -> str:
@@ -166,19 +174,17 @@ class ExplorerData:
         block_number = market.block_number()
         self.content.probe()
         events = EventReader(market.w3, market.contract).read(deployment.deploy_block, block_number)
-        by_name: dict[str, list[ChainEvent]] = defaultdict(list)
-        for event in events:
-            by_name[event.name].append(event)
+        ledger = Ledger.from_events(events, initial_reputation=read_constants(market).initial_reputation)
 
-        organizations = self._organizations(market, by_name)
+        organizations = self._organizations(market, ledger)
         names = {org.address: org.name for org in organizations}
-        round_ids = sorted({int(event.args["roundId"]) for event in by_name["RoundOpened"]})
+        round_ids = sorted(ledger.rounds)
         verdicts = (
             run_verifier(self.verifier, market, self.content.store, deployment.deploy_block, round_ids)
             if round_ids
             else {}
         )
-        rounds = [self._round(market, rid, by_name, names, verdicts.get(rid)) for rid in round_ids]
+        rounds = [self._round(market, ledger.rounds[rid], names, verdicts.get(rid)) for rid in round_ids]
 
         reachable, store_detail = self.content.status()
         notices: list[str] = []
@@ -238,19 +244,12 @@ class ExplorerData:
             history=_history(organizations, rounds),
         )
 
-    def _organizations(
-        self, market: MarketClient, by_name: dict[str, list[ChainEvent]]
-    ) -> list[OrganizationView]:
-        registered = {event.args["organization"]: event for event in by_name["OrganizationRegistered"]}
-        latest_profile: dict[str, bytes] = {
-            address: bytes(event.args["profileCid"]) for address, event in registered.items()
-        }
-        for event in by_name["ProfileUpdated"]:
-            latest_profile[event.args["organization"]] = bytes(event.args["profileCid"])
+    def _organizations(self, market: MarketClient, ledger: Ledger) -> list[OrganizationView]:
         views = []
         for org in market.organizations():
-            binary = latest_profile.get(org.address)
-            profile_cid = cid_text(binary) if binary is not None else None
+            record = ledger.organizations.get(org.address)
+            binary = record.profile_cid if record is not None else None
+            profile_cid = cid_text_or_none(binary) if binary is not None else None
             profile: Document | None = None
             if profile_cid is not None:
                 profile = self.content.fetch(profile_cid, "profile", decode_profile)
@@ -272,7 +271,7 @@ class ExplorerData:
                     pending_withdrawal_wei=market.pending_withdrawal(org.address),
                     registered_at_block=org.registered_at_block,
                     exit_available_at_block=org.exit_available_at_block,
-                    registration=_tx(registered.get(org.address)),
+                    registration=_tx(record.registered if record is not None else None),
                     profile_cid=profile_cid,
                     profile=profile,
                 )
@@ -282,44 +281,32 @@ class ExplorerData:
     def _round(
         self,
         market: MarketClient,
-        round_id: int,
-        by_name: dict[str, list[ChainEvent]],
+        record: LedgerRound,
         names: dict[str, str],
         verdict: VerdictView | None,
     ) -> RoundView:
-        def of_round(name: str) -> list[ChainEvent]:
-            return [event for event in by_name[name] if int(event.args["roundId"]) == round_id]
-
+        round_id = record.round_id
         state = market.round(round_id)
-        opened = next(iter(of_round("RoundOpened")), None)
-        finalized = next(iter(of_round("RoundFinalized")), None)
-        decision_cid = cid_text(bytes(opened.args["decisionCid"])) if opened is not None else None
+        decision_cid = cid_text_or_none(record.decision_cid)
         decision = self.content.fetch(decision_cid, "decision", decode_decision) if decision_cid else None
         scores = _scores(decision)
-
-        def by_pair(name: str) -> dict[tuple[str, str], ChainEvent]:
-            return {(event.args["teacher"], event.args["student"]): event for event in of_round(name)}
-
-        assigned, bundles, gains, rewards = (
-            by_pair("PairAssigned"),
-            by_pair("BundlePublished"),
-            by_pair("GainReported"),
-            by_pair("RewardPaid"),
-        )
         slashes = [
             SlashView(
-                offender=event.args["offender"],
-                beneficiary=event.args["beneficiary"],
-                amount_wei=int(event.args["amount"]),
-                reason=SlashReason(int(event.args["reason"])).name.lower().replace("_", " "),
-                tx=_must_tx(event),
+                offender=slash.offender,
+                beneficiary=slash.beneficiary,
+                amount_wei=slash.amount,
+                reason=slash.reason.name.lower().replace("_", " "),
+                tx=_must_tx(slash.ref),
             )
-            for event in of_round("Slashed")
+            for slash in record.slashes
         ]
+        folded = {(pair.teacher, pair.student): pair for pair in record.pairs}
         pairs = []
         for pair in market.pairs(round_id):
             key = (pair.teacher, pair.student)
-            bundle, gain, reward = bundles.get(key), gains.get(key), rewards.get(key)
+            seen = folded.get(key)
+            reward = record.reward_of(*key)
+            gain = seen.gain if seen is not None else None
             pairs.append(
                 PairView(
                     index=pair.index,
@@ -327,19 +314,17 @@ class ExplorerData:
                     student=pair.student,
                     teacher_name=names.get(pair.teacher, short_address(pair.teacher)),
                     student_name=names.get(pair.student, short_address(pair.student)),
-                    assigned=_tx(assigned.get(key)),
+                    assigned=_tx(seen.assigned if seen else None),
                     score=scores.get(key),
-                    bundle_cid=cid_text(bytes(bundle.args["bundleCid"])) if bundle else None,
-                    bundle=_tx(bundle),
-                    gain=from_wad(int(gain.args["gain"])) if gain else None,
-                    gain_wad=int(gain.args["gain"]) if gain else None,
-                    adapter_cid=cid_text(bytes(gain.args["adapterCid"])) if gain else None,
-                    report=_tx(gain),
+                    bundle_cid=cid_text_or_none(seen.bundle_cid) if seen and seen.bundle_cid else None,
+                    bundle=_tx(seen.published if seen else None),
+                    gain=from_wad(gain) if gain is not None else None,
+                    gain_wad=gain,
+                    adapter_cid=cid_text_or_none(seen.adapter_cid) if seen and seen.adapter_cid else None,
+                    report=_tx(seen.reported if seen else None),
                     reward=(
                         RewardView(
-                            fee_wei=int(reward.args["fee"]),
-                            credits=from_wad(int(reward.args["credits"])),
-                            tx=_must_tx(reward),
+                            fee_wei=reward.fee, credits=from_wad(reward.credits), tx=_must_tx(reward.ref)
                         )
                         if reward
                         else None
@@ -351,12 +336,12 @@ class ExplorerData:
             )
         moves = [
             ReputationMove(
-                organization=event.args["organization"],
-                old=from_wad(int(event.args["oldReputation"])),
-                new=from_wad(int(event.args["newReputation"])),
-                tx=_must_tx(event),
+                organization=move.organization,
+                old=from_wad(move.old),
+                new=from_wad(move.new),
+                tx=_must_tx(move.ref),
             )
-            for event in of_round("ReputationUpdated")
+            for move in record.reputation_moves
         ]
         policy_digest = state.policy_digest.hex()
         return RoundView(
@@ -370,8 +355,8 @@ class ExplorerData:
             decision_cid=decision_cid,
             decision=decision,
             record_check=_check_record(round_id, decision, policy_digest, pairs),
-            opened=_tx(opened),
-            finalized=_tx(finalized),
+            opened=_tx(record.opened),
+            finalized=_tx(record.finalized_ref),
             pairs=pairs,
             slashes=slashes,
             reputation_moves=moves,

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from explorer.app import create_app
-from explorer.content import ContentReader, open_store
+from explorer.content import ContentReader, open_readonly_store
 from explorer.data import ExplorerData, ExplorerSettings
 from explorer.verdicts import Verifier, matchmaker_verifier
 
@@ -25,5 +25,5 @@ def build_app(
     settings = ExplorerSettings(
         manifest=manifest, rpc_url=rpc_url, block_explorer_url=block_explorer_url, ttl_s=ttl_s
     )
-    content = ContentReader(open_store(store, timeout_s=store_timeout_s))
+    content = ContentReader(open_readonly_store(store, timeout_s=store_timeout_s))
     return create_app(ExplorerData(settings, content, verifier))

@@ -2,18 +2,17 @@
 
 The explorer never takes the matchmaker's word for its own honesty: it replays the policy from the
 public record (chain events + documents in the content store). The replay is injectable (`Verifier`)
-so tests can pin a verdict; the default imports `matchmaker.audit` lazily and, where that module
-is not available, every round shows "unavailable" with the reason.
+so tests can pin a verdict; without a content store every round shows "unavailable" with the reason.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from chain.client import MarketClient
 from explorer.models import VERDICT_UNAVAILABLE, VerdictView
+from matchmaker.audit import verify_rounds
 
 
 class RoundVerdictLike(Protocol):
@@ -37,18 +36,11 @@ Verifier = Callable[[MarketClient, Any, int], Sequence[RoundVerdictLike]]
 
 
 class VerifierUnavailableError(RuntimeError):
-    """The replay cannot run here (its module is missing, or no content store is configured)."""
+    """The replay cannot run here (no content store is configured)."""
 
 
 def matchmaker_verifier(market: MarketClient, store: Any, from_block: int) -> Sequence[RoundVerdictLike]:
-    """The default verifier: `matchmaker.audit.verify_rounds`, imported on first use."""
-    try:
-        module = importlib.import_module("matchmaker.audit")
-        verify_rounds = module.verify_rounds
-    except (ImportError, AttributeError) as error:
-        raise VerifierUnavailableError(
-            f"the replay (matchmaker.audit.verify_rounds) is not available in this installation: {error}"
-        ) from None
+    """The default verifier: `matchmaker.audit.verify_rounds` over the explorer's content store."""
     if store is None:
         raise VerifierUnavailableError("the replay needs the content store (--store) for decision records")
     verdicts: Sequence[RoundVerdictLike] = verify_rounds(market, store, from_block)

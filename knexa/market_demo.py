@@ -1,16 +1,17 @@
-"""A federation of scripted organizations trading on a real local chain, end to end.
+"""A federation of organizations trading on a real local chain, end to end, in one process.
 
 Everything but the learning is real: an Anvil chain with the market deployed, a content store
-(a local directory by default, the same CIDs as IPFS), profile documents with DP-released category
-histograms, the LinUCB matchmaker committing decision records and opening rounds, teachers sealing
-knowledge bundles to their students' registered keys, students opening them (CID, signer, content
-checked) and reporting gains, finalization with fees, credits, reputation and slashes, and at the
-end an independent replay of every round from chain + store.
+(a local directory by default, the same CIDs as IPFS), and for each organization the real
+runtime (`org.runtime.OrgRuntime`: profile documents with DP-released category histograms,
+teachers sealing knowledge bundles to their students' registered keys, students opening them with
+CID, signer and content checked, reports), the LinUCB matchmaker committing decision records,
+opening and finalizing rounds (fees, credits, reputation, slashes), and at the end an independent
+replay of every round from chain + store.
 
-The organizations' hidden skills and the gain a bundle brings come from the synthetic federation
-of `matchmaker.simulation` (a non-linear ground truth plus noise), so the demo can also report how
-close the matchmaker's pairings came to the best possible ones (the oracle). Real LoRA agents
-replace the scripted gains in the agent runtime.
+The learners are synthetic (`sim.learner.SyntheticLearner`): hidden skills and a non-linear
+ground-truth gain, so the demo can report how close the matchmaker's pairings came to the best
+possible ones (the oracle). Now and then an organization is offline for a round (seeded), so the
+demo shows slashing as well as rewards.
 """
 
 from __future__ import annotations
@@ -26,21 +27,20 @@ from typing import Any
 import numpy as np
 from coincurve import PrivateKey
 
-from agent.org.learners import synthetic_profile
-from chain.client import MarketClient
 from chain.devchain import FIRST_ORGANIZATION_INDEX, DevChain
-from chain.units import ether, from_wad, to_wad
-from exchange.bundles import KnowledgeBundle, TokenizerId
-from exchange.documents import DecisionRecord
+from chain.units import ether, from_wad
+from exchange.cid import cid_binary, cid_text
 from exchange.local import LocalStore
-from exchange.sealing import open_knowledge, publish_sealed
 from exchange.store import ContentStore
+from market.bundles import TokenizerId
+from market.documents import DecisionRecord
 from matchmaker.audit import RoundVerdict, verify_rounds
 from matchmaker.matching import match
 from matchmaker.policies import PolicyParams
-from matchmaker.runner import cid_binary, cid_text
 from matchmaker.service import Matchmaker
-from matchmaker.simulation import Federation, SimConfig
+from org.runtime import OrgRuntime
+from sim.learner import SyntheticLearner
+from sim.synthetic import Federation, SimConfig
 
 MAX_ORGANIZATIONS = 10 - FIRST_ORGANIZATION_INDEX  # Anvil's funded dev accounts left for organizations
 DEMO_TOKENIZER = TokenizerId(
@@ -96,39 +96,19 @@ class DemoReport:
         return chosen / oracle if oracle > 0 else 0.0
 
 
+OFFLINE_PROBABILITY = 0.1  # per organization and round: it skips the round (a no-show)
+
+
 @dataclass
-class ScriptedOrganization:
-    """One organization: its chain account, its encryption key and its hidden simulated traits."""
+class DemoOrganization:
+    """One organization: its registered name (its simulated id) and its running agent."""
 
     sim_id: str
-    client: MarketClient
-    encryption_key: PrivateKey
+    runtime: OrgRuntime
 
     @property
     def address(self) -> str:
-        assert self.client.account is not None
-        return str(self.client.account.address)
-
-
-def _teach(
-    store: ContentStore, teacher: ScriptedOrganization, student: ScriptedOrganization, round_id: int
-) -> str:
-    """Seal a (small, text-only) knowledge bundle for `student`; returns its CID."""
-    bundle = KnowledgeBundle(
-        round=round_id,
-        teacher=teacher.address,
-        student=student.address,
-        tokenizer=DEMO_TOKENIZER,
-        prompt_ids=("transfer-0001", "transfer-0002"),
-        completions=("    return a + b\n", "    return sorted(xs)\n"),
-    )
-    assert teacher.client.account is not None
-    return publish_sealed(
-        store,
-        bundle,
-        teacher_key=bytes(teacher.client.account.key),
-        recipient_public_key=student.encryption_key.public_key.format(compressed=True),
-    )
+        return self.runtime.address
 
 
 def run_market_demo(
@@ -138,26 +118,30 @@ def run_market_demo(
     store_dir: Path | None = None,
     on_round: Callable[[RoundOutcome], None] | None = None,
 ) -> DemoReport:
-    """Play `rounds` marketplace rounds among `organizations` scripted organizations."""
+    """Play `rounds` marketplace rounds among `organizations` organizations with synthetic learners."""
     if not 2 <= organizations <= MAX_ORGANIZATIONS:
         raise ValueError(f"organizations must be in [2, {MAX_ORGANIZATIONS}] (Anvil's funded dev accounts)")
     params = PolicyParams()
-    # A few reports go missing (p_missing) so that the demo shows slashing as well as rewards.
-    config = SimConfig(
-        n_orgs=organizations, rounds=rounds, seed=seed, categories=params.categories, p_missing=0.1
+    federation = Federation(
+        SimConfig(n_orgs=organizations, rounds=rounds, seed=seed, categories=params.categories)
     )
-    federation = Federation(config)
     with tempfile.TemporaryDirectory(prefix="knexa-demo-") as scratch, DevChain() as chain:
         store = LocalStore(store_dir or Path(scratch) / "store")
-        members: dict[str, ScriptedOrganization] = {}
+        members: dict[str, DemoOrganization] = {}
         for index, sim_id in enumerate(federation.active_ids()):
             key = PrivateKey(hashlib.sha256(f"knexa-demo/{seed}/{sim_id}".encode()).digest())
-            member = ScriptedOrganization(sim_id, chain.organization(index), key)
-            profile_cid = store.put(synthetic_profile(federation, sim_id).to_bytes())
-            member.client.register(
-                sim_id, cid_binary(profile_cid), key.public_key.format(compressed=True), ether(2)
+            client = chain.organization(index)
+            learner = SyntheticLearner(sim_id, seed)
+            client.register(
+                sim_id,
+                cid_binary(store.put(learner.profile().to_bytes())),
+                key.public_key.format(compressed=True),
+                ether(2),
             )
-            members[member.address] = member
+            runtime = OrgRuntime(
+                client, store, key, learner, Path(scratch) / "orgs" / sim_id, chain.deployment.deploy_block
+            )
+            members[runtime.address] = DemoOrganization(sim_id, runtime)
 
         matchmaker = Matchmaker(
             chain.matchmaker(),
@@ -169,7 +153,7 @@ def run_market_demo(
         )
         report = DemoReport(market=chain.deployment.market_address)
         for _ in range(rounds):
-            outcome = _play_round(chain, store, matchmaker, members, federation)
+            outcome = _play_round(chain, store, matchmaker, members, federation, seed)
             report.rounds.append(outcome)
             if on_round is not None:
                 on_round(outcome)
@@ -194,51 +178,42 @@ def _play_round(
     chain: DevChain,
     store: ContentStore,
     matchmaker: Matchmaker,
-    members: dict[str, ScriptedOrganization],
+    members: dict[str, DemoOrganization],
     federation: Federation,
+    seed: int,
 ) -> RoundOutcome:
     opened = matchmaker.step()
     if opened.action != "opened" or opened.round_id is None:
         raise RuntimeError(f"the matchmaker did not open a round: {opened.detail}")
     round_id = opened.round_id
-    reader = chain.client()
-    pairs = reader.pairs(round_id)
-    sim_ids = tuple(sorted(member.sim_id for member in members.values()))
-    by_sim = {member.sim_id: member for member in members.values()}
+    rng = np.random.default_rng([seed, round_id, 0x0FF])
+    online = [member for member in members.values() if rng.random() >= OFFLINE_PROBABILITY]
+    # Two passes: teachers publish in the first, and every student that got its bundle learns and
+    # reports by the second (whatever the order the organizations stepped in).
+    for _ in range(2):
+        for member in online:
+            member.runtime.step()
 
+    ledger, _ = matchmaker.sync()
+    record = ledger.rounds[round_id]
+    sim_ids = tuple(sorted(member.sim_id for member in members.values()))
     truth = federation.true_gain_matrix(sim_ids)
     position = {sim_id: index for index, sim_id in enumerate(sim_ids)}
-    sim_pairs = tuple((members[pair.teacher].sim_id, members[pair.student].sim_id) for pair in pairs)
-    reports = federation.report(round_id, sim_ids, sim_pairs)
-    decision_scores = _decision_scores(matchmaker, round_id, store)
-
+    decision_scores = _decision_scores(record.decision_cid, store)
     outcomes: list[PairOutcome] = []
-    for pair, (teacher_id, student_id) in zip(pairs, sim_pairs, strict=True):
-        teacher, student = members[pair.teacher], members[pair.student]
-        cid = _teach(store, teacher, student, round_id)
-        teacher.client.publish_bundle(round_id, student.address, cid_binary(cid))
-        # The student trusts only the chain for who its teacher is, and checks everything it opens.
-        bundle = open_knowledge(
-            cid, store, student.encryption_key.secret, teacher.address, round_id, student.address
-        )
-        assert bundle.completions is not None
-        reported = reports[(teacher_id, student_id)]
-        if reported is not None:
-            gain = max(-1.0, min(1.0, reported))
-            adapter_cid = store.put(f"adapter commitment {round_id} {student.address}".encode())
-            student.client.report_gain(round_id, teacher.address, to_wad(gain), cid_binary(adapter_cid))
+    for pair in record.pairs:
+        teacher_id, student_id = members[pair.teacher].sim_id, members[pair.student].sim_id
         outcomes.append(
             PairOutcome(
-                teacher=by_sim[teacher_id].sim_id,
-                student=by_sim[student_id].sim_id,
+                teacher=teacher_id,
+                student=student_id,
                 score=decision_scores.get((pair.teacher, pair.student), float("nan")),
-                bundle_cid=cid,
-                reported_gain=reported,
+                bundle_cid=cid_text(pair.bundle_cid) if pair.bundle_cid is not None else "",
+                reported_gain=from_wad(pair.gain) if pair.gain is not None else None,
                 true_gain=float(truth[position[teacher_id], position[student_id]]),
             )
         )
-    deadline = reader.round(round_id).deadline_block
-    chain.mine_until(deadline + 1)
+    chain.mine_until(record.deadline_block + 1)
     finalized = matchmaker.step()
     if finalized.action != "finalized":
         raise RuntimeError(f"the matchmaker did not finalize round {round_id}: {finalized.detail}")
@@ -250,10 +225,7 @@ def _play_round(
     return RoundOutcome(round_id, outcomes, chosen, oracle)
 
 
-def _decision_scores(
-    matchmaker: Matchmaker, round_id: int, store: ContentStore
-) -> dict[tuple[str, str], float]:
+def _decision_scores(decision_cid: bytes, store: ContentStore) -> dict[tuple[str, str], float]:
     """UCB scores of the chosen pairs, read back from the round's decision record."""
-    ledger, _ = matchmaker.sync()
-    record = DecisionRecord.from_bytes(store.get(cid_text(ledger.rounds[round_id].decision_cid)))
+    record = DecisionRecord.from_bytes(store.get(cid_text(decision_cid)))
     return {(candidate.teacher, candidate.student): candidate.score for candidate in record.candidates}

@@ -27,7 +27,9 @@ from chain.client import connect
 from chain.deploy import Deployment, verify_deployment
 from chain.events import EventReader
 from chain.units import from_wad
-from matchmaker.runner import cid_text
+from exchange.cid import cid_text
+from market.ledger import Ledger
+from market.parameters import read_constants
 
 DEMO_PASSWORD = "knexa-demo-password"  # throw-away keystores of a throw-away chain
 
@@ -251,48 +253,35 @@ def _summarise(report: ProcessDemoReport, rpc: str, manifest: Path) -> None:
     deployment = Deployment.load(manifest)
     market = verify_deployment(connect(rpc), deployment)
     events = EventReader(market.w3, market.contract).read(deployment.deploy_block)
-    names = {e.args["organization"]: e.args["name"] for e in events if e.name == "OrganizationRegistered"}
-    by_round: dict[int, dict[str, Any]] = {}
-    for event in events:
-        round_id = event.args.get("roundId")
-        if round_id is None:
-            continue
-        entry = by_round.setdefault(
-            round_id, {"round": round_id, "pairs": {}, "slashes": [], "reputation": []}
-        )
-        if event.name == "PairAssigned":
-            key = (event.args["teacher"], event.args["student"])
-            entry["pairs"][key] = {
-                "teacher": names[key[0]],
-                "student": names[key[1]],
-                "bundle": None,
-                "gain": None,
+    ledger = Ledger.from_events(events, initial_reputation=read_constants(market).initial_reputation)
+    names = {address: org.name for address, org in ledger.organizations.items()}
+    for round_id in sorted(ledger.rounds):
+        record = ledger.rounds[round_id]
+        pairs = []
+        for pair in record.pairs:
+            entry: dict[str, Any] = {
+                "teacher": names[pair.teacher],
+                "student": names[pair.student],
+                "bundle": cid_text(pair.bundle_cid) if pair.bundle_cid is not None else None,
+                "gain": from_wad(pair.gain) if pair.gain is not None else None,
             }
-        elif event.name == "BundlePublished":
-            pair = entry["pairs"][(event.args["teacher"], event.args["student"])]
-            pair["bundle"] = cid_text(event.args["bundleCid"])
-        elif event.name == "GainReported":
-            entry["pairs"][(event.args["teacher"], event.args["student"])]["gain"] = from_wad(
-                event.args["gain"]
-            )
-        elif event.name == "RewardPaid":
-            pair = entry["pairs"][(event.args["teacher"], event.args["student"])]
-            pair["reward_eth"] = from_wad(event.args["fee"])
-        elif event.name == "Slashed":
-            entry["slashes"].append(
-                {"offender": names[event.args["offender"]], "eth": from_wad(event.args["amount"])}
-            )
-        elif event.name == "ReputationUpdated":
-            entry["reputation"].append(
-                {
-                    "organization": names[event.args["organization"]],
-                    "after": from_wad(event.args["newReputation"]),
-                }
-            )
-    for round_id in sorted(by_round):
-        entry = by_round[round_id]
-        entry["pairs"] = list(entry["pairs"].values())
-        report.rounds.append(entry)
+            reward = record.reward_of(pair.teacher, pair.student)
+            if reward is not None:
+                entry["reward_eth"] = from_wad(reward.fee)
+            pairs.append(entry)
+        report.rounds.append(
+            {
+                "round": round_id,
+                "pairs": pairs,
+                "slashes": [
+                    {"offender": names[s.offender], "eth": from_wad(s.amount)} for s in record.slashes
+                ],
+                "reputation": [
+                    {"organization": names[m.organization], "after": from_wad(m.new)}
+                    for m in record.reputation_moves
+                ],
+            }
+        )
     for address, name in names.items():
         state = market.organization(address)
         report.organizations.append(

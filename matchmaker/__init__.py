@@ -10,6 +10,6 @@ Modules (each with one job):
 * `matchmaker.linucb`: the LinUCB bandit, bit-reproducible, with `LinUCB.state_digest`.
 * `matchmaker.matching`: the per-round assignment (student once, teacher <= capacity).
 * `matchmaker.policies`: `Policy` (`linucb`, `random`, `heuristic`, `oracle`), `Decision`, `PolicyParams`.
-* `matchmaker.simulation`: a synthetic federation with hidden skills, churn and missing reports.
+* `sim.synthetic`: a synthetic federation with hidden skills, churn and missing reports.
 * `matchmaker.cli`: the `knexa matchmaker` commands.
 """

@@ -10,21 +10,37 @@ import threading
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from chain.errors import ChainError
 from chain.units import from_wad
-from matchmaker.ledger import RoundRecord
-from matchmaker.runner import cid_text
+from exchange.cid import cid_text
+from exchange.errors import ExchangeError
+from market.errors import MarketError
+from market.ledger import LedgerRound
+from matchmaker.driver import Driver
 from matchmaker.service import Matchmaker
+
+
+class DriverView(BaseModel):
+    """The round driver's real state: `ok`, `retrying` (a transient failure) or `stopped` (halted)."""
+
+    status: str
+    last_success: str | None
+    last_success_at: float | None
+    error: str | None
+    error_since: float | None
+    failures: int
 
 
 class Health(BaseModel):
     status: str
     chain_id: int
-    block: int
+    block: int | None
     market: str
     matchmaker: str
+    driver: DriverView | None = None
 
 
 class PolicyView(BaseModel):
@@ -66,7 +82,7 @@ def _cid(value: bytes | None) -> str | None:
         return "0x" + value.hex()
 
 
-def round_view(record: RoundRecord, verdict: tuple[str, str | None] | None) -> RoundView:
+def round_view(record: LedgerRound, verdict: tuple[str, str | None] | None) -> RoundView:
     return RoundView(
         round=record.round_id,
         status="finalized" if record.finalized else "open",
@@ -90,8 +106,8 @@ def round_view(record: RoundRecord, verdict: tuple[str, str | None] | None) -> R
     )
 
 
-def create_app(matchmaker: Matchmaker) -> FastAPI:
-    """The HTTP API over one `Matchmaker` (which may be driven by a loop in another thread)."""
+def create_app(matchmaker: Matchmaker, driver: Driver | None = None) -> FastAPI:
+    """The HTTP API over one `Matchmaker` (which may be driven by `driver` in another thread)."""
     app = FastAPI(
         title="knexa matchmaker",
         version="1",
@@ -99,32 +115,53 @@ def create_app(matchmaker: Matchmaker) -> FastAPI:
     )
     lock = threading.Lock()  # the matchmaker is not thread-safe; the loop thread shares it
 
-    def rounds() -> tuple[dict[int, RoundRecord], dict[int, tuple[str, str | None]]]:
+    def rounds() -> tuple[dict[int, LedgerRound], dict[int, tuple[str, str | None]]]:
         with lock:
             try:
                 ledger, _ = matchmaker.sync()
-            except ChainError as error:
+                history = matchmaker.judge_history()
+            except (ChainError, MarketError) as error:
                 raise HTTPException(503, f"chain unavailable: {error}") from error
-            verdicts = {
-                verdict.round_id: (verdict.verdict, verdict.first_difference)
-                for verdict in matchmaker.judge_history()
-            }
+            except ExchangeError as error:  # the live replayer retries store outages (no verdict yet)
+                raise HTTPException(503, f"store unavailable: {error}") from error
+            verdicts = {verdict.round_id: (verdict.verdict, verdict.first_difference) for verdict in history}
             return ledger.rounds, verdicts
 
-    @app.get("/health", response_model=Health, summary="Is the chain reachable, and where is the market")
-    def health() -> Health:
+    @app.get(
+        "/health",
+        response_model=Health,
+        summary="Is the chain reachable, is the round driver working, and where is the market",
+        responses={503: {"model": Health, "description": "the chain is down, or the driver is not ok"}},
+    )
+    def health() -> Health | JSONResponse:
+        view = None
+        if driver is not None:
+            state = driver.state
+            view = DriverView(
+                status=state.status,
+                last_success=state.last_success,
+                last_success_at=state.last_success_at,
+                error=state.stopped or state.error,
+                error_since=state.error_since,
+                failures=state.failures,
+            )
         try:
-            block = matchmaker.market.block_number()
-        except ChainError as error:
-            raise HTTPException(503, f"chain unavailable: {error}") from error
+            block: int | None = matchmaker.market.block_number()
+            status = "ok" if view is None or view.status == "ok" else view.status
+        except ChainError:
+            block, status = None, "chain unavailable"
         account = matchmaker.market.account
-        return Health(
-            status="ok",
+        answer = Health(
+            status=status,
             chain_id=matchmaker.market.chain_id,
             block=block,
             market=matchmaker.market.address,
             matchmaker=account.address if account is not None else "",
+            driver=view,
         )
+        if status != "ok":
+            return JSONResponse(answer.model_dump(), status_code=503)
+        return answer
 
     @app.get("/policy", response_model=PolicyView, summary="The declared policy and the learnt state")
     def policy() -> PolicyView:

@@ -14,25 +14,26 @@ be recomputed from that round on).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from chain.client import MarketClient
 from chain.events import ChainEvent, EventReader
-from exchange.documents import DecisionRecord, ProfileDoc
-from exchange.errors import ExchangeError
+from exchange.cid import cid_text
+from exchange.errors import ExchangeError, StoreError
 from exchange.store import ContentStore
-from matchmaker.ledger import Ledger, RoundRecord
-from matchmaker.policies import Decision, PolicyParams
-from matchmaker.runner import PolicyRunner, RoundInputs, cid_text, gather_inputs, policy_commitment
+from market.documents import DecisionRecord
+from market.ledger import Ledger, LedgerRound
+from market.parameters import read_constants
+from matchmaker.inputs import HistoryUnavailable, ProfileFetcher, recorded_unavailable
+from matchmaker.policies import Decision, PolicyParams, policy_commitment
+from matchmaker.runner import PolicyRunner, RoundInputs, gather_inputs
 
 MATCH = "match"
 MISMATCH = "mismatch"
 UNVERIFIABLE = "unverifiable"
 MAX_DECISION_BYTES = 256 << 20
-MAX_PROFILE_BYTES = 1 << 20
 
 # The order in which fields are compared: the first difference is the most telling one.
 _FIELD_ORDER = (
@@ -67,10 +68,6 @@ class RoundVerdict:
         }
 
 
-class HistoryUnavailable(Exception):  # noqa: N818 - a state, not a programming error
-    """A document the replay needs cannot be fetched or parsed."""
-
-
 def first_difference(recorded: Any, recomputed: Any, path: str = "") -> str | None:
     """The path of the first difference between two JSON values (exact float comparison)."""
     if isinstance(recorded, dict) and isinstance(recomputed, dict):
@@ -95,60 +92,57 @@ def first_difference(recorded: Any, recomputed: Any, path: str = "") -> str | No
     return None
 
 
-class ProfileCache:
-    """Profile documents by CID, fetched from the store once and checked against their CID."""
-
-    def __init__(self, store: ContentStore) -> None:
-        self.store = store
-        self._docs: dict[str, ProfileDoc | None] = {}
-
-    def fetch(self, ledger: Ledger) -> dict[str, ProfileDoc]:
-        """The parsed profile of every eligible organization; malformed documents are left out.
-
-        Raises `HistoryUnavailable` when a document cannot be fetched at all (a missing document is
-        not the same as a bad one: leaving it out would change the decision).
-        """
-        found: dict[str, ProfileDoc] = {}
-        for address in ledger.eligible():
-            try:
-                cid = cid_text(ledger.organizations[address].profile_cid)
-            except ValueError:
-                continue
-            if cid not in self._docs:
-                try:
-                    data = self.store.get(cid, max_bytes=MAX_PROFILE_BYTES)
-                except ExchangeError as error:
-                    raise HistoryUnavailable(f"profile {cid} of {address}: {error}") from error
-                try:
-                    self._docs[cid] = ProfileDoc.from_bytes(data)
-                except (ExchangeError, ValueError):
-                    self._docs[cid] = None
-            doc = self._docs[cid]
-            if doc is not None:
-                found[cid] = doc
-        return found
-
-
 @dataclass
 class Replayer:
     """Walks the rounds on chain in order, keeping the policy state a faithful matchmaker has.
 
-    Incremental: `advance` with a longer event log continues where it stopped. The live matchmaker
-    uses it to rebuild its own state after a restart (it keeps no private state that matters).
+    Incremental: `advance` with a longer event log (the same log, grown) continues where it
+    stopped, and every event is folded once into each of two ledgers: the head (all events seen)
+    and the one at the current round's inputs block, which moves forward round by round. So a
+    replay of R rounds is linear in the log, not quadratic. A record that names an inputs block
+    earlier than the previous round's (only a doctored one can) refolds from genesis for that round.
+    The live matchmaker uses it to rebuild its own state after a restart.
     """
 
     store: ContentStore
+    initial_reputation: int
     runner: PolicyRunner | None = None
     verdicts: dict[int, RoundVerdict] = field(default_factory=dict)
     broken_at: int | None = None
     _observed_through: int = 0
-    _profiles: ProfileCache | None = None
+    retry_store_errors: bool = False  # live matchmaker: a store outage is retried, not "unverifiable"
+    _profiles: ProfileFetcher | None = None
+    _head: Ledger | None = None
+    _head_count: int = 0
+    _at: Ledger | None = None
+    _at_count: int = 0
+    _at_block: int = -1
+
+    def _fold_head(self, events: Sequence[ChainEvent]) -> Ledger:
+        if self._head is None or len(events) < self._head_count:
+            self._head, self._head_count = Ledger(initial_reputation=self.initial_reputation), 0
+        for event in events[self._head_count :]:
+            self._head.apply(event)
+        self._head_count = len(events)
+        return self._head
+
+    def ledger_at(self, events: Sequence[ChainEvent], block: int) -> Ledger:
+        """The ledger folded up to and including `block` (equal to `Ledger.from_events(..., block)`)."""
+        if self._at is None or block < self._at_block or len(events) < self._at_count:
+            self._at, self._at_count = Ledger(initial_reputation=self.initial_reputation), 0
+        ledger = self._at
+        while self._at_count < len(events) and events[self._at_count].block_number <= block:
+            ledger.apply(events[self._at_count])
+            self._at_count += 1
+        ledger.last_block = max(ledger.last_block, block)
+        self._at_block = block
+        return ledger
 
     def advance(self, events: Sequence[ChainEvent]) -> list[RoundVerdict]:
         """Judge every round in `events` not yet settled; returns all verdicts so far in round order."""
         if self._profiles is None:
-            self._profiles = ProfileCache(self.store)
-        ledger = Ledger.from_events(events)
+            self._profiles = ProfileFetcher(self.store)
+        ledger = self._fold_head(events)
         for round_id in sorted(ledger.rounds):
             if round_id <= self._observed_through:
                 continue
@@ -164,6 +158,8 @@ class Replayer:
             try:
                 verdict, decision = self._judge(round_id, outcome, events)
             except HistoryUnavailable as error:
+                if self.retry_store_errors and isinstance(error.__cause__, StoreError):
+                    raise error.__cause__ from error  # nothing is settled: the next advance retries
                 self.broken_at = round_id
                 self.verdicts[round_id] = RoundVerdict(round_id, UNVERIFIABLE, None, str(error))
                 continue
@@ -175,7 +171,7 @@ class Replayer:
             self._observed_through = round_id
         return [self.verdicts[key] for key in sorted(self.verdicts)]
 
-    def _load_record(self, outcome: RoundRecord) -> DecisionRecord:
+    def _load_record(self, outcome: LedgerRound) -> DecisionRecord:
         try:
             cid = cid_text(outcome.decision_cid)
             return DecisionRecord.from_bytes(self.store.get(cid, max_bytes=MAX_DECISION_BYTES))
@@ -184,7 +180,10 @@ class Replayer:
 
     def _runner_for(self, record: DecisionRecord) -> PolicyRunner:
         try:
-            params = PolicyParams.from_dict(json.loads(str(record.policy.params["params"])))
+            declared = record.policy.params["params"]
+            if not isinstance(declared, dict):
+                raise TypeError("policy.params.params must be an object")
+            params = PolicyParams.from_dict(declared)
             seed = record.policy.params["seed"]
             if not isinstance(seed, int) or isinstance(seed, bool):
                 raise ValueError("seed must be an integer")
@@ -193,7 +192,7 @@ class Replayer:
             raise HistoryUnavailable(f"round {record.round} declares an unusable policy: {error}") from error
 
     def _judge(
-        self, round_id: int, outcome: RoundRecord, events: Sequence[ChainEvent]
+        self, round_id: int, outcome: LedgerRound, events: Sequence[ChainEvent]
     ) -> tuple[RoundVerdict, Decision | None]:
         """Recompute the round first (so that the state can follow it whatever the verdict), then
         check, in order: the digest on chain, the declared policy, the inputs block, every field of
@@ -202,9 +201,10 @@ class Replayer:
         if self.runner is None:
             self.runner = self._runner_for(record)
         runner = self.runner
-        ledger = Ledger.from_events(events, until_block=record.inputs_block)
+        ledger = self.ledger_at(events, record.inputs_block)
         assert self._profiles is not None
-        inputs: RoundInputs = gather_inputs(round_id, ledger, self._profiles.fetch(ledger), runner.params)
+        profiles = self._profiles.fetch(ledger, replay_unavailable=recorded_unavailable(record.excluded))
+        inputs: RoundInputs = gather_inputs(round_id, ledger, profiles, runner.params)
         if len(inputs.organizations) < 2:
             raise HistoryUnavailable(
                 f"round {round_id}: fewer than two usable organizations at its inputs block"
@@ -249,7 +249,8 @@ def read_history(market: MarketClient, from_block: int) -> list[ChainEvent]:
 
 def verify_rounds(market: MarketClient, store: ContentStore, from_block: int) -> list[RoundVerdict]:
     """Recompute every round from chain + store and judge it (see the module docstring)."""
-    return Replayer(store).advance(read_history(market, from_block))
+    replayer = Replayer(store, read_constants(market).initial_reputation)
+    return replayer.advance(read_history(market, from_block))
 
 
 def summarize(verdicts: Iterable[RoundVerdict]) -> dict[str, int]:

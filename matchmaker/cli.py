@@ -1,152 +1,52 @@
-"""`knexa matchmaker ...`: the matchmaker's command line (pure parts; the round loop comes later)."""
+"""`knexa matchmaker policy`: the matchmaker's pure commands (the round loop is in `matchmaker.commands`)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from matchmaker.policies import POLICY_NAMES, PolicyParams
-from matchmaker.simulation import SimConfig, SimResult, run_simulation
+from matchmaker.options import (
+    beta0_option,
+    beta_schedule_option,
+    capacity_option,
+    parse_policy_params,
+    policy_file_option,
+    policy_option,
+    seed_option,
+    threshold_option,
+)
+from matchmaker.policies import policy_commitment
 
 app = typer.Typer(
     name="matchmaker",
-    help="The matchmaker: LinUCB over sanitised profiles, directed matching, synthetic federations.",
+    help="The matchmaker: LinUCB over sanitised profiles, directed matching, rounds on chain.",
     no_args_is_help=True,
     add_completion=False,
 )
 
 
-def _params(
-    policy: str, beta0: float, beta_schedule: str, capacity: int, threshold: float | None
-) -> PolicyParams:
-    if policy not in POLICY_NAMES:
-        raise typer.BadParameter(f"unknown policy {policy!r}; choose from {', '.join(POLICY_NAMES)}")
-    try:
-        return PolicyParams.from_dict(
-            {
-                "name": policy,
-                "beta0": beta0,
-                "beta_schedule": beta_schedule,
-                "capacity": capacity,
-                "threshold": threshold,
-            }
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-
-
-@app.command()
-def simulate(
-    policy: list[str] = typer.Option(
-        ["linucb", "heuristic", "random"],
-        "--policy",
-        "-p",
-        help="policy to run (repeat the option for several)",
-    ),
-    orgs: int = typer.Option(
-        32, "--orgs", "-n", min=2, help="number of organizations (initial and expected)"
-    ),
-    rounds: int = typer.Option(200, "--rounds", "-r", min=1, help="number of rounds"),
-    seed: int = typer.Option(0, "--seed", min=0, help="seed of the synthetic federation"),
-    churn: float = typer.Option(
-        0.0, "--churn", min=0.0, max=0.99, help="per-round probability that an org leaves"
-    ),
-    missing: float = typer.Option(
-        0.0, "--missing", min=0.0, max=0.99, help="probability that a report is missing"
-    ),
-    noise: float = typer.Option(0.02, "--noise", min=0.0, help="std of the reported gain's noise"),
-    epsilon: float = typer.Option(1.0, "--epsilon", min=1e-6, help="DP epsilon of each profile histogram"),
-    beta0: float = typer.Option(0.5, "--beta0", min=0.0, help="LinUCB exploration weight"),
-    beta_schedule: str = typer.Option(
-        "inverse_sqrt", "--beta-schedule", help="constant | sqrt_log | inverse_sqrt"
-    ),
-    capacity: int = typer.Option(
-        1, "--capacity", min=1, help="how many students a teacher may take per round"
-    ),
-    threshold: float | None = typer.Option(
-        None, "--threshold", help="only pairs scoring above this are matched"
-    ),
-    json_output: bool = typer.Option(False, "--json", help="print the result as JSON"),
-) -> None:
-    """Run a synthetic federation under one or more policies and report regret against the oracle."""
-    try:
-        config = SimConfig(
-            n_orgs=orgs,
-            rounds=rounds,
-            seed=seed,
-            churn=churn,
-            p_missing=missing,
-            noise_std=noise,
-            dp_epsilon=epsilon,
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    all_params = [_params(p, beta0, beta_schedule, capacity, threshold) for p in policy]
-    console = Console(stderr=True)
-    results: dict[str, SimResult] = {}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=json_output,
-        transient=True,
-    ) as progress:
-        for params in all_params:
-            task = progress.add_task(params.name, total=rounds)
-
-            def tick(_round: int, task: TaskID = task) -> None:
-                progress.advance(task)
-
-            results[params.name] = run_simulation(params, config, on_round=tick)
-    summary: dict[str, Any] = {name: res.summary() for name, res in results.items()}
-    if json_output:
-        typer.echo(json.dumps(summary, indent=2, sort_keys=True))
-        return
-    table = Table(title=f"synthetic federation: {orgs} orgs, {rounds} rounds, seed {seed}")
-    for col in (
-        "policy",
-        "cumulative regret",
-        "regret/round (last 20)",
-        "value/round",
-        "oracle/round",
-        "missing",
-    ):
-        table.add_column(col, justify="right" if col != "policy" else "left")
-    for name, s in summary.items():
-        table.add_row(
-            name,
-            f"{s['cumulative_regret']:.3f}",
-            f"{s['mean_regret_last_20']:.4f}",
-            f"{s['mean_chosen_value']:.4f}",
-            f"{s['mean_oracle_value']:.4f}",
-            str(s["missing_reports"]),
-        )
-    Console().print(table)
-
-
 @app.command("policy")
 def policy_cmd(
-    policy: str = typer.Option("linucb", "--policy", "-p", help="linucb | random | heuristic | oracle"),
-    beta0: float = typer.Option(0.5, "--beta0", min=0.0, help="LinUCB exploration weight"),
-    beta_schedule: str = typer.Option(
-        "inverse_sqrt", "--beta-schedule", help="constant | sqrt_log | inverse_sqrt"
-    ),
-    capacity: int = typer.Option(
-        1, "--capacity", min=1, help="how many students a teacher may take per round"
-    ),
-    threshold: float | None = typer.Option(
-        None, "--threshold", help="only pairs scoring above this are matched"
-    ),
+    policy: str = policy_option(),
+    beta0: float = beta0_option(),
+    beta_schedule: str = beta_schedule_option(),
+    capacity: int = capacity_option(),
+    threshold: float | None = threshold_option(),
+    policy_file: Path | None = policy_file_option(),
+    seed: int = seed_option(),
 ) -> None:
-    """Print policy parameters as canonical JSON with their digest (what goes on chain)."""
-    params = _params(policy, beta0, beta_schedule, capacity, threshold)
+    """Print policy parameters as canonical JSON with their on-chain commitment (`policyDigest`)."""
+    params = parse_policy_params(policy, beta0, beta_schedule, capacity, threshold, policy_file)
     typer.echo(
-        json.dumps({"digest": params.digest(), "params": json.loads(params.canonical_json())}, indent=2)
+        json.dumps(
+            {
+                "commitment": policy_commitment(params, seed),
+                "params_digest": params.digest(),
+                "seed": seed,
+                "params": json.loads(params.canonical_json()),
+            },
+            indent=2,
+        )
     )

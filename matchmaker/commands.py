@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -17,46 +16,37 @@ from chain.accounts import account_from_env, dev_account
 from chain.client import MarketClient, connect
 from chain.deploy import Deployment, verify_deployment
 from chain.errors import ChainError
-from exchange.cli import open_store
+from clikit import ExitCode, fail, json_option, manifest_option, rpc_option, store_option
 from exchange.errors import ExchangeError
+from exchange.stores import open_store
+from market.errors import MarketError
 from matchmaker.audit import MATCH, MISMATCH, summarize, verify_rounds
-from matchmaker.policies import POLICY_NAMES, PolicyParams
+from matchmaker.driver import Driver
+from matchmaker.errors import MatchmakerError
+from matchmaker.options import (
+    beta0_option,
+    beta_schedule_option,
+    capacity_option,
+    parse_policy_params,
+    policy_file_option,
+    policy_option,
+    seed_option,
+    threshold_option,
+)
+from matchmaker.policies import PolicyParams
 from matchmaker.service import DEFAULT_ROUND_BLOCKS, Matchmaker, MatchmakerHalted, StepResult
 
 console = Console(stderr=True)
 audit_app = typer.Typer(help="Audit the marketplace from its public record.", no_args_is_help=True)
 
-MANIFEST_OPTION = typer.Option(
-    Path(".knexa/deployment.json"), "--manifest", envvar="KNEXA_MANIFEST", help="deployment manifest path"
-)
-RPC_OPTION = typer.Option(None, "--rpc", envvar="KNEXA_RPC", help="JSON-RPC URL (default: the manifest's)")
-STORE_OPTION = typer.Option(
-    ".knexa/store", "--store", envvar="KNEXA_STORE", help="a store directory or an IPFS RPC API URL"
-)
-JSON_OPTION = typer.Option(False, "--json", help="print JSON for scripts")
 KEY_ENV_OPTION = typer.Option(None, help="environment variable holding the matchmaker's private key")
-POLICY_OPTION = typer.Option("linucb", help="linucb, random or heuristic")
-POLICY_FILE_OPTION = typer.Option(None, help="JSON file of policy parameters")
-SEED_OPTION = typer.Option(0, help="seed committed with the policy")
 ROUND_BLOCKS_OPTION = typer.Option(DEFAULT_ROUND_BLOCKS, help="blocks from opening to deadline")
 DEV_ACCOUNT_OPTION = typer.Option(None, "--dev-account", help="use Anvil's dev account N (local chains only)")
-
-
-def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def _market(rpc: str | None, manifest: Path) -> tuple[MarketClient, Deployment]:
     deployment = Deployment.load(manifest)
     return verify_deployment(connect(rpc or deployment.rpc_url), deployment), deployment
-
-
-def _policy(policy: str, policy_file: Path | None) -> PolicyParams:
-    if policy_file is not None:
-        data: dict[str, Any] = json.loads(policy_file.read_text(encoding="utf-8"))
-        return PolicyParams.from_dict({"name": policy, **data})
-    return PolicyParams(name=policy)  # type: ignore[arg-type]
 
 
 def _matchmaker(
@@ -65,25 +55,28 @@ def _matchmaker(
     store: str,
     key_env: str | None,
     dev_index: int | None,
-    policy: str,
-    policy_file: Path | None,
+    params: PolicyParams,
     seed: int,
     round_blocks: int,
+    json_output: bool,
 ) -> Matchmaker:
     if (key_env is None) == (dev_index is None):
-        _fail("give exactly one of --key-env VAR or --dev-account N")
-    if policy not in POLICY_NAMES or policy == "oracle":
-        _fail(f"--policy must be one of linucb, random, heuristic (got {policy!r})")
-    account = account_from_env(key_env) if key_env else dev_account(dev_index or 0)
-    market, deployment = _market(rpc, manifest)
-    return Matchmaker(
-        market.with_account(account),
-        open_store(store),
-        _policy(policy, policy_file),
-        seed=seed,
-        from_block=deployment.deploy_block,
-        round_blocks=round_blocks,
-    )
+        fail("give exactly one of --key-env VAR or --dev-account N", json_output=json_output)
+    if params.name == "oracle":
+        fail("the oracle policy needs the true gains: it exists in simulations only", json_output=json_output)
+    try:
+        account = account_from_env(key_env) if key_env else dev_account(dev_index or 0)
+        market, deployment = _market(rpc, manifest)
+        return Matchmaker(
+            market.with_account(account),
+            open_store(store),
+            params,
+            seed=seed,
+            from_block=deployment.deploy_block,
+            round_blocks=round_blocks,
+        )
+    except (ChainError, ExchangeError, MarketError, MatchmakerError, KeyError) as error:
+        fail(error, json_output=json_output)
 
 
 def register(app: typer.Typer) -> None:
@@ -91,28 +84,29 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def run(
-        rpc: str | None = RPC_OPTION,
-        manifest: Path = MANIFEST_OPTION,
-        store: str = STORE_OPTION,
+        rpc: str | None = rpc_option(),
+        manifest: Path = manifest_option(),
+        store: str = store_option(),
         key_env: str | None = KEY_ENV_OPTION,
         dev_index: int | None = DEV_ACCOUNT_OPTION,
-        policy: str = POLICY_OPTION,
-        policy_file: Path | None = POLICY_FILE_OPTION,
-        seed: int = SEED_OPTION,
+        policy: str = policy_option(),
+        beta0: float = beta0_option(),
+        beta_schedule: str = beta_schedule_option(),
+        capacity: int = capacity_option(),
+        threshold: float | None = threshold_option(),
+        policy_file: Path | None = policy_file_option(),
+        seed: int = seed_option(),
         round_blocks: int = ROUND_BLOCKS_OPTION,
         poll: float = typer.Option(1.0, help="seconds between checks when there is nothing to do"),
         max_rounds: int | None = typer.Option(None, help="stop after finalizing this many rounds"),
         once: bool = typer.Option(False, "--once", help="do the one thing the market needs now, then exit"),
-        json_output: bool = JSON_OPTION,
+        json_output: bool = json_option(),
     ) -> None:
         """Drive rounds: decide, commit the decision record, open, wait for the deadline, finalize."""
-        try:
-            matchmaker = _matchmaker(
-                rpc, manifest, store, key_env, dev_index, policy, policy_file, seed, round_blocks
-            )
-        except (ChainError, ExchangeError, KeyError, ValueError) as error:
-            _fail(str(error))
-            return
+        params = parse_policy_params(policy, beta0, beta_schedule, capacity, threshold, policy_file)
+        matchmaker = _matchmaker(
+            rpc, manifest, store, key_env, dev_index, params, seed, round_blocks, json_output
+        )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         finalized = 0
@@ -132,57 +126,55 @@ def register(app: typer.Typer) -> None:
                 if max_rounds is not None and finalized >= max_rounds:
                     stop.set()
 
+        driver = Driver(matchmaker, poll_s=poll, on_step=report, on_error=lambda m: console.print(m))
         try:
-            matchmaker.run(stop, poll_s=poll, on_step=report)
+            driver.run(stop)  # transient chain/store failures are retried with backoff
         except MatchmakerHalted as error:
-            _fail(str(error), 3)
-        except (ChainError, ExchangeError) as error:
-            _fail(str(error))
+            fail(error, json_output=json_output, code=ExitCode.HALTED)
         except KeyboardInterrupt:
             pass
 
     @app.command()
     def serve(
-        rpc: str | None = RPC_OPTION,
-        manifest: Path = MANIFEST_OPTION,
-        store: str = STORE_OPTION,
+        rpc: str | None = rpc_option(),
+        manifest: Path = manifest_option(),
+        store: str = store_option(),
         key_env: str | None = KEY_ENV_OPTION,
         dev_index: int | None = DEV_ACCOUNT_OPTION,
-        policy: str = POLICY_OPTION,
-        policy_file: Path | None = POLICY_FILE_OPTION,
-        seed: int = SEED_OPTION,
+        policy: str = policy_option(),
+        beta0: float = beta0_option(),
+        beta_schedule: str = beta_schedule_option(),
+        capacity: int = capacity_option(),
+        threshold: float | None = threshold_option(),
+        policy_file: Path | None = policy_file_option(),
+        seed: int = seed_option(),
         round_blocks: int = ROUND_BLOCKS_OPTION,
         drive: bool = typer.Option(True, help="also drive rounds in a background thread"),
         poll: float = typer.Option(1.0, help="seconds between checks when there is nothing to do"),
         host: str = typer.Option("127.0.0.1", help="interface to listen on"),
         port: int = typer.Option(8600, help="port to listen on"),
+        json_output: bool = json_option(),
     ) -> None:
         """Serve the matchmaker's HTTP API (health, policy, rounds, verdicts; OpenAPI at /openapi.json)."""
         import uvicorn
 
         from matchmaker.api import create_app
 
-        try:
-            matchmaker = _matchmaker(
-                rpc, manifest, store, key_env, dev_index, policy, policy_file, seed, round_blocks
-            )
-        except (ChainError, ExchangeError, KeyError, ValueError) as error:
-            _fail(str(error))
-            return
-        api = create_app(matchmaker)
+        params = parse_policy_params(policy, beta0, beta_schedule, capacity, threshold, policy_file)
+        matchmaker = _matchmaker(
+            rpc, manifest, store, key_env, dev_index, params, seed, round_blocks, json_output
+        )
         stop = threading.Event()
-        if drive:
+        driver = Driver(matchmaker, poll_s=poll, on_error=lambda m: console.print(m)) if drive else None
+        api = create_app(matchmaker, driver)
+        if driver is not None:
+            driver.lock = api.state.lock
 
             def loop() -> None:
-                while not stop.is_set():
-                    with api.state.lock:
-                        try:
-                            result = matchmaker.step()
-                        except (MatchmakerHalted, ChainError, ExchangeError) as error:
-                            console.print(f"[bold red]matchmaker stopped:[/] {error}")
-                            return
-                    if result.action in ("waiting", "idle"):
-                        stop.wait(poll)
+                try:
+                    driver.run(stop)  # transient failures are retried; /health shows the state
+                except MatchmakerHalted as error:
+                    console.print(f"[bold red]matchmaker halted:[/] {error}")
 
             threading.Thread(target=loop, name="matchmaker-rounds", daemon=True).start()
         try:
@@ -193,25 +185,24 @@ def register(app: typer.Typer) -> None:
 
 @audit_app.command()
 def replay(
-    rpc: str | None = RPC_OPTION,
-    manifest: Path = MANIFEST_OPTION,
-    store: str = STORE_OPTION,
+    rpc: str | None = rpc_option(),
+    manifest: Path = manifest_option(),
+    store: str = store_option(),
     from_block: int | None = typer.Option(None, help="first block (default: the deployment block)"),
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Recompute every round from chain + store and print a verdict per round.
 
-    Exit status: 0 when every round matches, 1 when a round mismatches, 2 when history is
-    unverifiable (a document is missing), 4 when the chain or store cannot be read.
+    Exit status: 0 when every round matches, 4 when a round mismatches, 5 when history is
+    unverifiable (a document is missing), 1 when the chain or store cannot be read.
     """
     try:
         market, deployment = _market(rpc, manifest)
         verdicts = verify_rounds(
             market, open_store(store), deployment.deploy_block if from_block is None else from_block
         )
-    except (ChainError, ExchangeError) as error:
-        _fail(str(error), 4)
-        return
+    except (ChainError, ExchangeError, MarketError) as error:
+        fail(error, json_output=json_output)
     if json_output:
         sys.stdout.write(
             json.dumps({"rounds": [v.to_json() for v in verdicts], "summary": summarize(verdicts)}, indent=2)
@@ -231,6 +222,6 @@ def replay(
         Console().print(table)
     counts = summarize(verdicts)
     if counts[MISMATCH]:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.MISMATCH)
     if counts["unverifiable"]:
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.UNVERIFIABLE)

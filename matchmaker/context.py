@@ -40,7 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from matchmaker.profiles import OrgFeatures, check_categories
+from market.categories import check_categories
+from matchmaker.features import OrgFeatures
 
 CONTEXT_VERSION = "pair-context.v1"
 LN2 = 0.6931471805599453

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from market.categories import DEFAULT_CATEGORIES, check_categories
 from matchmaker.canonical import canonical_json, sha256_hex
 from matchmaker.context import (
     CONTEXT_VERSION,
@@ -38,10 +39,10 @@ from matchmaker.context import (
     context_dim,
     iter_arm_blocks,
 )
+from matchmaker.features import OrgFeatures
 from matchmaker.linucb import BetaSchedule, LinUCB, LinUCBConfig, score_contexts
 from matchmaker.matching import Matching, eligible_mask, match
 from matchmaker.mechanisms import PairHistory, adjust_for_repeats, seeded_order
-from matchmaker.profiles import DEFAULT_CATEGORIES, OrgFeatures, check_categories
 
 PolicyName = Literal["linucb", "random", "heuristic", "oracle"]
 TieBreak = Literal["index", "seeded"]
@@ -56,7 +57,7 @@ _MECHANISM_DEFAULTS: dict[str, Any] = {
 POLICY_NAMES: tuple[str, ...] = ("linucb", "random", "heuristic", "oracle")
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-Pair = tuple[str, str]
+DirectedPair = tuple[str, str]
 #: ``gain_fn(org_ids) -> (n, n)`` true expected gains ``[teacher, student]`` (simulation only).
 GainFunction = Callable[[Sequence[str]], FloatArray]
 _STATELESS_DIGEST = sha256_hex(b"knexa.policy.stateless.v1")
@@ -166,8 +167,24 @@ class PolicyParams:
         return canonical_json({"schema": "knexa.policy.v1", **self.to_dict()})
 
     def digest(self) -> str:
-        """sha256 (hex) of the canonical JSON of these parameters."""
+        """sha256 (hex) of the canonical JSON of these parameters alone.
+
+        A `Decision` carries it to say which parameters produced it. What goes on chain as a
+        round's `policyDigest` is `policy_commitment`, which binds the seed as well.
+        """
         return sha256_hex(self.canonical_json())
+
+
+COMMITMENT_SCHEMA = "knexa.policy-commitment.v1"
+
+
+def policy_commitment(params: PolicyParams, seed: int) -> str:
+    """Hex sha256 committing to the policy parameters and seed: a round's on-chain `policyDigest`.
+
+    The seed of the `random` policy (and of tie-breaks) is committed too, so it cannot be re-rolled
+    per round; `knexa matchmaker policy --seed S` prints exactly this value.
+    """
+    return sha256_hex(canonical_json({"schema": COMMITMENT_SCHEMA, "params": params.to_dict(), "seed": seed}))
 
 
 class ArmParts:
@@ -237,7 +254,7 @@ class Decision:
     score_mat: FloatArray
     arm_parts: ArmParts
     beta: float
-    pairs: tuple[Pair, ...]
+    pairs: tuple[DirectedPair, ...]
     chosen_arms: IntArray
     chosen_contexts: FloatArray
     total_score: float = field(default=0.0)
@@ -340,8 +357,8 @@ class ObserveResult:
     """What `Policy.observe` did with a round's reports."""
 
     round: int
-    used: tuple[Pair, ...]
-    missing: tuple[Pair, ...]
+    used: tuple[DirectedPair, ...]
+    missing: tuple[DirectedPair, ...]
     state_digest: str
 
 
@@ -480,8 +497,8 @@ class Policy(ABC):
         return _MeanIsScore(mat) if mean_is_score else ArmParts()
 
     def split_rewards(
-        self, decision: Decision, rewards: Mapping[Pair, float | None]
-    ) -> tuple[IntArray, FloatArray, tuple[Pair, ...], tuple[Pair, ...]]:
+        self, decision: Decision, rewards: Mapping[DirectedPair, float | None]
+    ) -> tuple[IntArray, FloatArray, tuple[DirectedPair, ...], tuple[DirectedPair, ...]]:
         """Validate ``rewards`` against ``decision``: (chosen-row indices, rewards, used, missing)."""
         if decision.params_digest != self.params.digest():
             raise ValueError("decision was made under other policy parameters")
@@ -491,8 +508,8 @@ class Policy(ABC):
             raise ValueError(f"rewards for pairs that were not chosen: {stray[:3]}")
         rows: list[int] = []
         values: list[float] = []
-        used: list[Pair] = []
-        missing: list[Pair] = []
+        used: list[DirectedPair] = []
+        missing: list[DirectedPair] = []
         for i, pair in enumerate(decision.pairs):
             r = rewards.get(pair)
             if r is None:
@@ -505,7 +522,7 @@ class Policy(ABC):
             used.append(pair)
         return np.array(rows, dtype=np.int64), np.array(values, dtype=np.float64), tuple(used), tuple(missing)
 
-    def observe(self, decision: Decision, rewards: Mapping[Pair, float | None]) -> ObserveResult:
+    def observe(self, decision: Decision, rewards: Mapping[DirectedPair, float | None]) -> ObserveResult:
         """Take a round's reports into account (stateless policies only validate them)."""
         _, _, used, missing = self.split_rewards(decision, rewards)
         return ObserveResult(decision.round, used, missing, self.state_digest())
@@ -553,7 +570,7 @@ class LinUCBPolicy(Policy):
             np.fill_diagonal(mat, -np.inf)
         return _LinUCBParts(theta, linv, beta, use_kernel)
 
-    def observe(self, decision: Decision, rewards: Mapping[Pair, float | None]) -> ObserveResult:
+    def observe(self, decision: Decision, rewards: Mapping[DirectedPair, float | None]) -> ObserveResult:
         """Update the bandit with the reported pairs, in canonical pair order; skip missing ones."""
         rows, values, used, missing = self.split_rewards(decision, rewards)
         self.bandit.update(decision.chosen_contexts[rows], values, round=decision.round)

@@ -17,43 +17,22 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from multiformats import CID
 
 from chain.units import from_wad
-from exchange.cid import normalize_cid, parse_cid
-from exchange.documents import Candidate, DecisionRecord, Pair, Policy, ProfileDoc, RewardInput
-from matchmaker.canonical import canonical_json, sha256_hex
+from exchange.cid import cid_text
+from market.documents import Candidate, DecisionPair, DecisionRecord, PolicyRecord, ProfileDoc, RewardInput
+from market.ledger import Ledger, LedgerRound
 from matchmaker.context import arm_index, build_contexts
-from matchmaker.ledger import Ledger, RoundRecord
-from matchmaker.policies import Decision, PolicyParams, make_policy, rng_for_round
-from matchmaker.profiles import OrgFeatures
+from matchmaker.errors import InputError
+from matchmaker.features import OrgFeatures
+from matchmaker.inputs import INVALID, UNAVAILABLE, ProfileInputs, cap_pairs, reason
+from matchmaker.policies import Decision, PolicyParams, make_policy, policy_commitment, rng_for_round
 
 #: Decision records list every scored arm while there are at most this many (N <= 64); beyond,
 #: only the chosen arms are recorded (the replay still recomputes and compares all of them).
 MAX_RECORDED_ARMS = 64 * 63
-COMMITMENT_SCHEMA = "knexa.policy-commitment.v1"
-
-
-def cid_text(binary: bytes) -> str:
-    """The canonical text form of a binary CID as stored in chain events."""
-    return normalize_cid(CID.decode(binary))
-
-
-def cid_binary(text: str) -> bytes:
-    """The binary form of a CID, as the contract takes it."""
-    return bytes(parse_cid(text))
-
-
-class InputError(ValueError):
-    """A profile document cannot be turned into features for this policy."""
-
-
-def policy_commitment(params: PolicyParams, seed: int) -> str:
-    """Hex sha256 committing to the policy parameters and seed (goes on chain as `policyDigest`)."""
-    return sha256_hex(canonical_json({"schema": COMMITMENT_SCHEMA, "params": params.to_dict(), "seed": seed}))
 
 
 def _size_bucket(text: str) -> int:
@@ -74,7 +53,10 @@ def features_from_profile(
     if tuple(doc.categories) != params.categories:
         raise InputError("the profile's categories differ from the policy's")
     clipped = [value if value > 0.0 else 0.0 for value in doc.histogram]
-    total = math.fsum(clipped)
+    try:
+        total = math.fsum(clipped)  # documents bound each value to [0, 1]; this guards other callers
+    except OverflowError as error:
+        raise InputError(f"histogram: {error}") from error
     if total <= 0.0:
         histogram = tuple(1.0 / len(clipped) for _ in clipped)
     else:
@@ -104,36 +86,48 @@ class RoundInputs:
     organizations: tuple[str, ...]
     profile_cids: Mapping[str, str]
     features: Mapping[str, OrgFeatures]
+    excluded: Mapping[str, str] = dataclasses.field(default_factory=dict)  # org -> why it is left out
+    max_pairs: int | None = None  # the contract's maxPairsPerRound at the inputs block
 
 
 def gather_inputs(
-    round_id: int, ledger: Ledger, profiles: Mapping[str, ProfileDoc], params: PolicyParams
+    round_id: int, ledger: Ledger, profiles: ProfileInputs, params: PolicyParams
 ) -> RoundInputs:
     """The inputs of round `round_id` from a ledger folded up to the decision's inputs block.
 
-    `profiles` maps profile CID (text) to its parsed document; eligible organizations whose
-    profile is absent from it or unusable for this policy are left out (the same rule applies in
-    the replay, so the choice is checkable).
+    `profiles` holds the parsed documents by profile CID (text) and the organizations already
+    left out while fetching; an eligible organization whose profile is unusable for this policy is
+    left out too, with the reason (the same rule applies in the replay, so the choice is checkable).
     """
     organizations: list[str] = []
     cids: dict[str, str] = {}
     features: dict[str, OrgFeatures] = {}
+    excluded: dict[str, str] = {}
     for address in ledger.eligible():
+        if address in profiles.excluded:
+            excluded[address] = profiles.excluded[address]
+            continue
         record = ledger.organizations[address]
         try:
             cid = cid_text(record.profile_cid)
-        except ValueError:
-            continue  # an organization registered with something that is not a CID
-        doc = profiles.get(cid)
+        except ValueError as error:
+            excluded[address] = reason(INVALID, f"profile CID: {error}")
+            continue
+        doc = profiles.docs.get(cid)
         if doc is None:
+            excluded[address] = UNAVAILABLE
             continue
         try:
             features[address] = features_from_profile(doc, params, record.reputation, record.credits)
-        except InputError:
+        except InputError as error:
+            excluded[address] = reason(INVALID, str(error))
             continue
         organizations.append(address)
         cids[address] = cid
-    return RoundInputs(round_id, ledger.last_block, tuple(sorted(organizations)), cids, features)
+    max_pairs = ledger.parameters.get("maxPairsPerRound")
+    return RoundInputs(
+        round_id, ledger.last_block, tuple(sorted(organizations)), cids, features, excluded, max_pairs
+    )
 
 
 class PolicyRunner:
@@ -156,6 +150,7 @@ class PolicyRunner:
         decision = self.policy.select(
             inputs.round_id, inputs.organizations, inputs.features, rng_for_round(self.seed, inputs.round_id)
         )
+        decision = cap_pairs(decision, inputs.max_pairs)
         return decision, self._record(decision, inputs)
 
     def _record(self, decision: Decision, inputs: RoundInputs) -> DecisionRecord:
@@ -179,18 +174,19 @@ class PolicyRunner:
         )
         return DecisionRecord(
             round=inputs.round_id,
-            policy=Policy(self.params.name, {"params": _json(self.params.to_dict()), "seed": self.seed}),
+            policy=PolicyRecord(self.params.name, {"params": self.params.to_dict(), "seed": self.seed}),
             policy_digest=self.commitment,
             state_digest=decision.state_digest,
             orgs=decision.org_ids,
             profiles=dict(inputs.profile_cids),
             rewards=tuple(self._pending_rewards),
             candidates=candidates,
-            chosen=tuple(Pair(teacher, student) for teacher, student in decision.pairs),
+            chosen=tuple(DecisionPair(teacher, student) for teacher, student in decision.pairs),
             inputs_block=inputs.inputs_block,
+            excluded=dict(inputs.excluded),
         )
 
-    def observe(self, decision: Decision, outcome: RoundRecord) -> None:
+    def observe(self, decision: Decision, outcome: LedgerRound) -> None:
         """Learn from a finalized round as it happened on chain (its pairs, its reported gains).
 
         The pairs on chain are normally the decision's; if a matchmaker deviated, the state
@@ -229,7 +225,3 @@ class PolicyRunner:
             chosen_arms=arm_index(n, teachers, students),
             chosen_contexts=np.ascontiguousarray(build_contexts(decision.table, teachers, students)),
         )
-
-
-def _json(value: Any) -> str:
-    return canonical_json(value).decode("utf-8")

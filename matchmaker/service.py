@@ -7,18 +7,19 @@ history does not replay (its code or declared policy changed) refuses to go on.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chain.client import MarketClient
-from exchange.documents import DecisionRecord
+from exchange.cid import cid_binary
 from exchange.store import ContentStore
-from matchmaker.audit import MATCH, MISMATCH, HistoryUnavailable, ProfileCache, Replayer, RoundVerdict
-from matchmaker.ledger import Ledger, LedgerFollower
+from market.documents import DecisionRecord
+from market.ledger import Ledger, LedgerFollower
+from market.parameters import read_constants
+from matchmaker.audit import MATCH, MISMATCH, Replayer, RoundVerdict
+from matchmaker.inputs import ProfileFetcher
 from matchmaker.policies import Decision, PolicyParams
-from matchmaker.runner import PolicyRunner, cid_binary, gather_inputs
+from matchmaker.runner import PolicyRunner, gather_inputs
 
 DEFAULT_ROUND_BLOCKS = 20
 
@@ -73,15 +74,30 @@ class Matchmaker:
         self.round_blocks = round_blocks
         self.plan_hook = plan_hook
         self.accept_mismatches = accept_mismatches
-        self.replayer = Replayer(store, runner=PolicyRunner(params, seed))
         self._follower = LedgerFollower(market, from_block)
-        self._profiles = ProfileCache(store)
+        self._start_clean()
+
+    def _start_clean(self) -> None:
+        """Policy state and caches rebuilt from nothing (at start, and after a chain reset)."""
+        self.replayer = Replayer(
+            self.store,
+            read_constants(self.market).initial_reputation,
+            runner=PolicyRunner(self.params, self.seed),
+            retry_store_errors=True,
+        )
+        self._profiles = ProfileFetcher(self.store)
+        self._resets_seen = self._follower.resets
 
     # ------------------------------------------------------------------ reading
 
     def sync(self) -> tuple[Ledger, int]:
-        """Read new events up to the current block; returns the ledger and that block number."""
-        return self._follower.sync()
+        """Read new events up to the current block; returns the ledger and that block number.
+
+        After a chain reset (the follower started clean), the replayed state starts clean too."""
+        synced = self._follower.sync()
+        if self._follower.resets != self._resets_seen:
+            self._start_clean()
+        return synced
 
     def judge_history(self) -> list[RoundVerdict]:
         """Replay the history read so far (incrementally) and return every round's verdict."""
@@ -114,10 +130,7 @@ class Matchmaker:
             return StepResult("waiting", open_round.round_id, f"{blocks_left} blocks to the deadline")
         self.verdicts()
         round_id = max(ledger.rounds, default=0) + 1
-        try:
-            profiles = self._profiles.fetch(ledger)
-        except HistoryUnavailable as error:
-            return StepResult("idle", None, f"waiting for the store: {error}")
+        profiles = self._profiles.fetch(ledger)  # never raises: who cannot be read is left out
         inputs = gather_inputs(round_id, ledger, profiles, self.params)
         if len(inputs.organizations) < 2:
             return StepResult("idle", None, f"{len(inputs.organizations)} eligible organization(s); need 2")
@@ -136,16 +149,3 @@ class Matchmaker:
             self.market.block_number() + self.round_blocks,
         )
         return StepResult("opened", round_id, f"{len(plan.pairs)} pairs, decision record {cid}")
-
-    def run(
-        self, stop: threading.Event, poll_s: float = 1.0, on_step: Callable[[StepResult], None] | None = None
-    ) -> None:
-        """Step until `stop` is set, sleeping `poll_s` whenever there is nothing to do."""
-        while not stop.is_set():
-            result = self.step()
-            if on_step is not None:
-                on_step(result)
-            if result.action in ("waiting", "idle"):
-                stop.wait(poll_s)
-            else:
-                time.sleep(0)

@@ -1,6 +1,6 @@
 # The audit explorer (explorer/), its browser tests and the docker compose deployment.
 #  - browser tests drive Debian's chromium through Playwright (Playwright's own browser download fails
-#    here, see shared/TOOLCHAIN.md); we run as root locally and in CI, so apt-get is allowed;
+#    here, see docs/toolchain.md); we run as root locally and in CI, so apt-get is allowed;
 #  - docker-compose 1.29.2 (only to validate docker-compose.yml offline) pins old libraries, so it
 #    lives in its own virtualenv, built with PIP_CONSTRAINT cython<3 (PyYAML 5 does not build with 3).
 CHROMIUM := /usr/bin/chromium

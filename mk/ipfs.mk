@@ -1,4 +1,4 @@
-# The project-local IPFS node (js-ipfs, see shared/TOOLCHAIN.md): tests that need a real node use it
+# The project-local IPFS node (js-ipfs, see docs/toolchain.md): tests that need a real node use it
 # unless a Kubo `ipfs` binary is on PATH. Installing takes 2-4 minutes once; the stamp makes re-runs free.
 IPFS_DIR := tools/ipfs
 IPFS_STAMP := $(IPFS_DIR)/node_modules/.knexa-installed

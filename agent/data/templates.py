@@ -21,17 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from matchmaker.profiles import DEFAULT_CATEGORIES
-
 
 class Role(StrEnum):
     PUBLIC = "public"
     PRIVATE = "private"
     HELD_OUT = "held_out"
 
-
-# The categories are the market's (profiles, the matchmaker's contexts): one ordered list for both.
-CATEGORIES: tuple[str, ...] = DEFAULT_CATEGORIES
 
 # Argument kinds -> the pool of parameter names a problem may use for them.
 ARG_NAMES: dict[str, tuple[str, ...]] = {
@@ -763,6 +758,11 @@ TEMPLATES: tuple[Template, ...] = (
         "return $xs.index(min($xs))",
     ),
 )
+
+
+#: The suite's categories, in the order they first appear above. They are the market's default
+#: categories (`market.categories`); the organization layer, which joins the two, checks that.
+CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(t.category for t in TEMPLATES))
 
 
 def templates(role: Role | None = None, category: str | None = None) -> list[Template]:

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-/// @notice The few Foundry cheatcodes these tests use (forge-std from npm is broken; see TOOLCHAIN.md).
+/// @notice The few Foundry cheatcodes these tests use (forge-std from npm is broken; see docs/toolchain.md).
 interface Vm {
     function deal(address account, uint256 newBalance) external;
     function prank(address sender) external;

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.experiment import (
-    RoundRecord,
+from sim.experiment import (
+    RoundOutcome,
     check_pairs,
     mean_ci,
     random_pairing,
@@ -24,7 +24,7 @@ ORGS = ["org0", "org1", "org2", "org3", "org4"]
 @pytest.mark.parametrize("pairing", [random_pairing, round_robin_pairing])
 def test_pairings_are_valid_matchings(pairing: object) -> None:
     rng = random.Random(0)
-    history: list[RoundRecord] = []
+    history: list[RoundOutcome] = []
     for r in range(8):
         pairs = pairing(r, ORGS, rng, history)  # type: ignore[operator]
         check_pairs(pairs, ORGS)
@@ -132,9 +132,10 @@ def test_matchmaker_policies_pair_agents_and_learn_from_their_gains(zoo_cache: P
     """The `knexa` (LinUCB) and `heuristic` methods on a tiny federation: valid matchings each round,
     the bandit's state moves with the reported gains, and two runs with one seed decide the same."""
     from agent.data.splits import build_suite
-    from agent.experiment import build_world, make_agents, run_method, tiny_config
-    from agent.matchmaking import PolicyPairing
     from agent.sandbox import Evaluator
+    from agent.world import build_world, make_agents, tiny_config
+    from sim.experiment import run_method
+    from sim.matchmaking import PolicyPairing
 
     cfg = tiny_config(rounds=2)
     codec, bases = build_world(cfg)

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 from eth_account import Account
 
-from exchange.bundles import AdapterBundle, BaseModelId, KnowledgeBundle, TokenizerId, TopK, encode_container
 from exchange.canonical import Json
+from market.bundles import AdapterBundle, BaseModelId, KnowledgeBundle, TokenizerId, TopK, encode_container
 
 TEACHER_KEY = b"\x11" * 32
 STUDENT_KEY = b"\x22" * 32

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from safetensors.numpy import save as st_save
 
-from exchange.bundles import AdapterBundle, KnowledgeBundle, Limits, TokenizerId, TopK
 from exchange.canonical import Json, dumps_canonical
 from exchange.errors import (
     FormatError,
@@ -21,6 +20,17 @@ from exchange.errors import (
     ShapeError,
     UnknownFormatError,
     UnsafePayloadError,
+)
+from exchange.sealing import looks_like_pickle
+from market.bundles import (
+    DEFAULT_LIMITS,
+    AdapterBundle,
+    KnowledgeBundle,
+    Limits,
+    TokenizerId,
+    TopK,
+    decode_container,
+    encode_container,
 )
 from tests.exchange.samples import (
     PEFT,
@@ -160,6 +170,19 @@ def test_pickles_and_torch_archives_are_never_loaded() -> None:
             KnowledgeBundle.from_bytes(payload)
         with pytest.raises(UnsafePayloadError):
             AdapterBundle.from_bytes(payload)
+
+
+def test_a_safetensors_header_length_that_looks_like_a_pickle_opcode_still_decodes() -> None:
+    """Found by a real run: a 896-byte header starts the payload with b"\\x80\\x03", a pickle's
+    PROTO 3 opcode. The payload is safetensors all the same and must open."""
+    for padding in range(0, 1200, 7):
+        data = encode_container({"pad": "x" * padding}, {"w": np.zeros(2, np.float32)})
+        if looks_like_pickle(data):
+            meta, tensors = decode_container(data, DEFAULT_LIMITS)
+            assert meta == {"pad": "x" * padding}
+            assert tensors["w"].tolist() == [0.0, 0.0]
+            return
+    pytest.fail("no padding gave a header length that looks like a pickle opcode")
 
 
 def test_garbage_and_truncation_are_format_errors() -> None:

@@ -10,12 +10,13 @@ import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
+from clikit import ExitCode
 from exchange.cid import cid_of
 from exchange.cli import app
 from exchange.ecies import public_key_of
 from exchange.local import LocalStore
 from exchange.node import IpfsNode
-from exchange.sealing import seal_bundle
+from market.sealing import seal_bundle
 from tests.exchange.samples import STUDENT_KEY, TEACHER, TEACHER_KEY, knowledge
 
 runner = CliRunner()
@@ -69,7 +70,7 @@ def test_cid_put_get_verify_on_a_local_store(tmp_path: Path) -> None:
     assert invoke("verify", str(out), cid_of(DATA))[1]["ok"] is True
     out.write_bytes(DATA[:-1])
     code, answer = invoke("verify", str(out), cid_of(DATA))
-    assert code == 2
+    assert code == ExitCode.MISMATCH
     assert answer["type"] == "CidMismatchError"
 
     assert invoke("unpin", cid_of(DATA), "--store", store)[1] == {"cid": cid_of(DATA), "pinned": False}
@@ -86,7 +87,7 @@ def test_get_writes_nothing_when_the_store_is_damaged(tmp_path: Path) -> None:
     damaged.write_bytes(DATA[::-1])
     out = tmp_path / "out.bin"
     code, answer = invoke("get", cid, "--store", str(store.root), "-o", str(out))
-    assert code == 2
+    assert code == ExitCode.MISMATCH
     assert answer["type"] == "CidMismatchError"
     assert not out.exists()
 

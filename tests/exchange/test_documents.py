@@ -12,16 +12,25 @@ from eth_account import Account
 
 from exchange.canonical import dumps_canonical, loads_canonical
 from exchange.cid import cid_of
-from exchange.documents import Candidate, DecisionRecord, Pair, PeftSummary, Policy, ProfileDoc, RewardInput
 from exchange.errors import (
     NonCanonicalError,
     NonFiniteError,
+    OutOfBoundsError,
     OversizedError,
     SchemaError,
     UnknownFormatError,
 )
 from exchange.ipfs import IpfsStore
 from exchange.local import LocalStore
+from market.documents import (
+    Candidate,
+    DecisionPair,
+    DecisionRecord,
+    PeftSummary,
+    PolicyRecord,
+    ProfileDoc,
+    RewardInput,
+)
 
 ORGS = [Account.from_key(bytes([i + 1]) * 32).address for i in range(4)]
 
@@ -34,7 +43,7 @@ def profile(**changes: object) -> ProfileDoc:
         pass_at_1=0.125,
         pass_at_1_delta=-0.03125,
         categories=("strings", "math", "lists"),
-        histogram=(12.5, -0.75, 3.0),
+        histogram=(0.625, 0.0, 0.375),
         epsilon=0.5,
         budget_spent=1.5,
     )
@@ -45,7 +54,7 @@ def decision() -> DecisionRecord:
     a, b, c, d = ORGS
     return DecisionRecord(
         round=7,
-        policy=Policy("linucb", {"alpha": 0.75, "ridge": 1.0, "seed": 3, "greedy": False}),
+        policy=PolicyRecord("linucb", {"alpha": 0.75, "ridge": 1.0, "seed": 3, "greedy": False}),
         policy_digest="ab" * 32,
         state_digest="0f" * 32,
         orgs=(a, b, c, d),
@@ -56,7 +65,7 @@ def decision() -> DecisionRecord:
             Candidate(b, a, (1.0, 0.2, 2 / 3), 0.1, 0.3, 0.4),
             Candidate(c, d, (1.0, 5e-324, -0.0), -0.1, 0.9, 0.8),
         ),
-        chosen=(Pair(a, b), Pair(c, d)),
+        chosen=(DecisionPair(a, b), DecisionPair(c, d)),
     )
 
 
@@ -129,6 +138,13 @@ def test_profile_round_trips_and_is_canonical() -> None:
         ({"pass_at_1": math.nan}, NonFiniteError),
         ({"histogram": (1.0, math.inf, 0.0)}, NonFiniteError),
         ({"histogram": (1.0, 2.0)}, SchemaError),
+        ({"histogram": (1e308, 1e308, 1e308)}, OutOfBoundsError),
+        ({"histogram": (0.5, 0.5, 0.5)}, OutOfBoundsError),
+        ({"histogram": (1.5, -0.5, 0.0)}, OutOfBoundsError),
+        ({"histogram": (math.nan, 0.5, 0.5)}, NonFiniteError),
+        ({"pass_at_1_delta": -1.5}, OutOfBoundsError),
+        ({"epsilon": 1e300, "budget_spent": 1e300}, OutOfBoundsError),
+        ({"budget_spent": 1e300}, OutOfBoundsError),
         ({"categories": ("a", "a", "b")}, SchemaError),
         ({"epsilon": 0.0}, SchemaError),
         ({"budget_spent": 0.1}, SchemaError),
@@ -167,7 +183,7 @@ def test_decision_round_trips_exactly() -> None:
 
 def test_decision_addresses_are_checksummed_whatever_the_input() -> None:
     a, b, *_ = ORGS
-    assert Pair(a.lower(), b.lower()) == Pair(a, b)
+    assert DecisionPair(a.lower(), b.lower()) == DecisionPair(a, b)
     value = decision().to_json()
     value["orgs"] = [org.lower() for org in ORGS]
     with pytest.raises(SchemaError, match="checksummed"):
@@ -177,8 +193,10 @@ def test_decision_addresses_are_checksummed_whatever_the_input() -> None:
 @pytest.mark.parametrize(
     "mutate",
     [
-        lambda r: replace(r, chosen=(Pair(ORGS[0], ORGS[2]),)),  # not a scored candidate
-        lambda r: replace(r, chosen=(Pair(ORGS[0], ORGS[1]), Pair(ORGS[0], ORGS[1]))),  # twice a teacher
+        lambda r: replace(r, chosen=(DecisionPair(ORGS[0], ORGS[2]),)),  # not a scored candidate
+        lambda r: replace(
+            r, chosen=(DecisionPair(ORGS[0], ORGS[1]), DecisionPair(ORGS[0], ORGS[1]))
+        ),  # twice a teacher
         lambda r: replace(r, orgs=(ORGS[0], ORGS[1], ORGS[2])),  # candidate names a non-member
         lambda r: replace(r, orgs=(*ORGS, ORGS[0])),  # duplicate org
         lambda r: replace(r, rewards=(RewardInput(7, ORGS[0], ORGS[1], 0.1),)),  # reward from the future
@@ -207,3 +225,23 @@ def test_documents_get_the_same_cid_everywhere(ipfs_store: IpfsStore, local_stor
         assert ipfs_store.put(data, pin=False) == local_store.put(data) == document.cid()
         fetched = ipfs_store.get(document.cid())
         assert type(document).from_bytes(fetched) == document
+
+
+def test_exclusions_round_trip_sorted_and_are_omitted_when_empty() -> None:
+    outsider = Account.from_key(bytes([9]) * 32).address
+    other = Account.from_key(bytes([10]) * 32).address
+    record = replace(decision(), excluded={outsider: "unavailable: NotFoundError: gone", other: "oversized"})
+    value = record.to_json()
+    inputs = value["inputs"]
+    assert isinstance(inputs, dict)
+    listed = inputs["excluded"]
+    assert isinstance(listed, list)
+    assert [item["organization"] for item in listed] == sorted([outsider, other])  # type: ignore[index]
+    assert DecisionRecord.from_bytes(record.to_bytes()) == record
+    assert "excluded" not in decision().to_json()["inputs"]  # type: ignore[operator]  # old records keep their CID
+    with pytest.raises(SchemaError, match="sorted"):
+        DecisionRecord.from_json({**value, "inputs": {**inputs, "excluded": listed[::-1]}})
+    with pytest.raises(SchemaError, match="in the round"):
+        replace(decision(), excluded={ORGS[0]: "oversized"})
+    with pytest.raises(OutOfBoundsError):
+        RewardInput(6, ORGS[0], ORGS[1], 1e308)

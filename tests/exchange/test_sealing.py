@@ -15,7 +15,6 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from exchange.bundles import AdapterBundle, KnowledgeBundle, Limits, encode_container
 from exchange.cid import cid_of
 from exchange.ecies import encrypt, public_key_of
 from exchange.errors import (
@@ -32,19 +31,10 @@ from exchange.errors import (
 from exchange.ipfs import IpfsStore
 from exchange.local import LocalStore
 from exchange.node import IpfsNode
-from exchange.sealing import (
-    SealedHeader,
-    associated_data,
-    encode_envelope,
-    open_knowledge,
-    open_sealed,
-    publish_sealed,
-    read_header,
-    seal,
-    seal_bundle,
-    signing_digest,
-)
+from exchange.sealing import SealedHeader, associated_data, encode_envelope, read_header, seal, signing_digest
 from exchange.store import ContentStore
+from market.bundles import AdapterBundle, KnowledgeBundle, Limits, encode_container
+from market.sealing import open_knowledge, open_sealed, publish_sealed, seal_bundle
 from tests.exchange.samples import adapter, knowledge, knowledge_payload
 
 TEACHER = Account.from_key(b"\x11" * 32)

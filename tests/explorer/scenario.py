@@ -18,8 +18,8 @@ from multiformats import CID
 
 from chain.devchain import DevChain
 from chain.units import ether, to_wad
-from exchange.documents import PeftSummary, ProfileDoc
 from exchange.local import LocalStore
+from market.documents import PeftSummary, ProfileDoc
 from matchmaker.policies import PolicyParams
 from matchmaker.service import Matchmaker, RoundPlan
 
@@ -42,7 +42,8 @@ def binary(cid: str) -> bytes:
 
 
 def profile(index: int, categories: tuple[str, ...]) -> ProfileDoc:
-    histogram = tuple(1.0 + ((index + position) % 3) for position in range(len(categories)))
+    weights = [1.0 + ((index + position) % 3) for position in range(len(categories))]
+    histogram = tuple(weight / sum(weights) for weight in weights)
     return ProfileDoc(
         model_family=("llama", "gpt2", "neox")[index],
         size_bucket="1",

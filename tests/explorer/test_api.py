@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -261,17 +260,6 @@ def test_missing_local_store_directory_is_not_created(round_chain: Round, tmp_pa
     client = client_for(scenario.manifest, store=str(store))
     assert client.get("/api/summary").json()["store"]["reachable"] is False
     assert not store.exists()
-
-
-def test_without_the_replay_module_verdicts_are_unavailable(
-    client: TestClient, round_chain: Round, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _, scenario = round_chain
-    monkeypatch.setitem(sys.modules, "matchmaker.audit", None)  # import now raises ImportError
-    fresh = client_for(scenario.manifest, store=str(scenario.store_dir))
-    verdict = fresh.get("/api/rounds/1").json()["verdict"]
-    assert verdict["verdict"] == "unavailable"
-    assert "matchmaker.audit" in verdict["detail"]
 
 
 def test_without_a_store_the_replay_is_unavailable(round_chain: Round) -> None:

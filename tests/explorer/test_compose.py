@@ -28,19 +28,11 @@ def compose() -> dict[str, Any]:
 
 
 def cli_app() -> typer.Typer:
-    """`knexa.cli.app`, or, until the lead mounts `explorer` there, an app mounting it the same way."""
-    from knexa.cli import app
+    """`knexa.cli.app`, which mounts every package's commands (the explorer's among them)."""
+    from knexa.cli import GROUPS, app
 
-    mounted = {group.name for group in app.registered_groups}
-    if "explorer" in mounted:
-        return app
-    from explorer.cli import app as explorer_app
-
-    local = typer.Typer(name="knexa", no_args_is_help=True, add_completion=False)
-    local.registered_groups.extend(app.registered_groups)  # everything `knexa` has today...
-    local.registered_commands.extend(app.registered_commands)
-    local.add_typer(explorer_app, name="explorer")  # ...plus the explorer, mounted as the lead will
-    return local
+    assert "explorer" in GROUPS
+    return app
 
 
 def knexa_commands(command: list[str] | str) -> list[list[str]]:

@@ -16,7 +16,7 @@ from matchmaker.context import (
     iter_arm_blocks,
     pair_context,
 )
-from matchmaker.profiles import OrgFeatures
+from matchmaker.features import OrgFeatures
 
 CATS = ("a", "b", "c")
 

@@ -8,11 +8,11 @@ import pytest
 
 import matchmaker.policies as policies
 from matchmaker.context import FeatureTable, all_arms, build_contexts
+from matchmaker.features import OrgFeatures
 from matchmaker.kernels import pair_scores, ucb_matrix
 from matchmaker.linucb import LinUCB, LinUCBConfig
 from matchmaker.policies import LinUCBPolicy, PolicyParams, rng_for_round
-from matchmaker.profiles import OrgFeatures
-from matchmaker.simulation import Federation, SimConfig
+from sim.synthetic import Federation, SimConfig
 
 
 def _random_table(n: int, k: int, seed: int) -> FeatureTable:

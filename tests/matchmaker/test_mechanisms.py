@@ -17,7 +17,7 @@ from matchmaker.mechanisms import (
     pair_features,
 )
 from matchmaker.policies import LinUCBPolicy, PolicyParams, make_policy, rng_for_round
-from matchmaker.simulation import Federation, SimConfig
+from sim.synthetic import Federation, SimConfig
 
 
 def _fed(n: int = 6, seed: int = 0) -> Federation:

@@ -18,7 +18,7 @@ from matchmaker.policies import (
     make_policy,
     rng_for_round,
 )
-from matchmaker.simulation import Federation, SimConfig
+from sim.synthetic import Federation, SimConfig
 
 
 def _fed(n: int = 7, seed: int = 0) -> Federation:

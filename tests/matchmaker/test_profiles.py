@@ -8,22 +8,23 @@ import math
 import numpy as np
 import pytest
 
-from matchmaker.profiles import (
-    DEFAULT_CATEGORIES,
-    OrgFeatures,
+from market.categories import DEFAULT_CATEGORIES
+from market.documents import PeftSummary, ProfileDoc
+from market.privacy import (
     PrivacyAccountant,
     PrivacyBudgetExceededError,
     _gaussian_delta,
     classical_gaussian_sigma,
-    features_from_profile_doc,
     gaussian_sigma,
     laplace_scale,
-    make_profile_doc,
     noisy_counts,
     release_histogram,
     sensitivities,
     size_bucket_of,
 )
+from matchmaker.features import OrgFeatures
+from matchmaker.policies import PolicyParams
+from matchmaker.runner import features_from_profile
 
 K = len(DEFAULT_CATEGORIES)
 
@@ -172,12 +173,24 @@ def test_release_rejects_bad_input(kwargs: dict[str, object]) -> None:
 
 
 def test_profile_doc_round_trip() -> None:
+    """The one profile schema (`ProfileDoc`) carries a DP release and joins the chain's reputation."""
     rel = release_histogram([3] * K, rng=np.random.default_rng(0), accountant=PrivacyAccountant())
-    doc = make_profile_doc(family="phi", size_bucket=3, lora_rank=8, pass1=0.3, pass1_delta=0.0, release=rel)
-    assert "reputation" not in doc
-    assert doc["dp"]["epsilon_spent_total"] == 1.0
-    f = features_from_profile_doc(json.loads(json.dumps(doc)), reputation=0.9, credits=1.0)
-    assert f.category_hist == rel.histogram
+    doc = ProfileDoc(
+        model_family="phi",
+        size_bucket="3",
+        peft=PeftSummary(rank=8, target_modules=("q_proj",)),
+        pass_at_1=0.3,
+        pass_at_1_delta=0.0,
+        categories=rel.categories,
+        histogram=rel.histogram,
+        epsilon=rel.epsilon,
+        budget_spent=rel.epsilon_spent_total,
+    )
+    assert "reputation" not in json.loads(doc.to_bytes())
+    assert rel.dp_record()["epsilon_spent_total"] == 1.0
+    parsed = ProfileDoc.from_bytes(doc.to_bytes())
+    f = features_from_profile(parsed, PolicyParams(categories=rel.categories), 9 * 10**17, 10**18)
+    assert f.category_hist == pytest.approx(rel.histogram, abs=1e-12)
     assert f.reputation == 0.9
-    with pytest.raises(ValueError, match="not a"):
-        features_from_profile_doc({**doc, "schema": "other"}, reputation=0.9, credits=1.0)
+    with pytest.raises(ValueError, match="categories"):
+        features_from_profile(parsed, PolicyParams(categories=("a", "b")), 9 * 10**17, 10**18)

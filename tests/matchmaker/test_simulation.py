@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from matchmaker.policies import PolicyParams
-from matchmaker.simulation import Federation, SimConfig, run_simulation
+from sim.synthetic import Federation, SimConfig, run_simulation
 
 
 def test_federation_is_seeded_and_publishes_valid_profiles() -> None:

@@ -7,10 +7,10 @@ import pytest
 
 from agent.data.splits import TransferItem
 from agent.data.templates import CATEGORIES
-from agent.org.bridge import bundle_to_payload, payload_to_bundle
 from agent.payload import BundleEntry, BundlePayload, PayloadError
-from exchange.bundles import KnowledgeBundle
-from matchmaker.profiles import DEFAULT_CATEGORIES
+from market.bundles import KnowledgeBundle
+from market.categories import DEFAULT_CATEGORIES
+from org.bridge import bundle_to_payload, payload_to_bundle
 
 TEACHER = "0x" + "11" * 20
 STUDENT = "0x" + "22" * 20

@@ -10,20 +10,20 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.data.splits import TransferItem
-from agent.experiment import build_federation_suite, config_for_scale
-from agent.org.identity import unlock
 from agent.sandbox import Evaluator
 from agent.teacher import public_program
+from agent.world import build_federation_suite, config_for_scale
 from chain.devchain import DevChain
 from chain.units import from_wad
-from exchange.bundles import AdapterBundle
+from exchange.cid import cid_text
 from exchange.ipfs import IpfsStore
 from exchange.local import LocalStore
 from exchange.node import IpfsNode
-from exchange.sealing import open_knowledge
 from knexa.cli import app
+from market.bundles import AdapterBundle
+from market.sealing import open_knowledge
 from matchmaker.audit import MATCH, verify_rounds
-from matchmaker.runner import cid_text
+from org.identity import unlock
 from tests.org.conftest import PASSWORD, init_and_register_through_cli, matchmaker_for
 
 ROUND_BLOCKS = 60  # the test mines no blocks while organizations work, so this is never reached

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from agent.data.templates import CATEGORIES
-from agent.org.bridge import payload_to_bundle
-from agent.org.lora import LoraLearner
 from agent.payload import BundleEntry, BundlePayload
-from exchange.bundles import AdapterBundle
+from market.bundles import AdapterBundle
+from org.bridge import payload_to_bundle
+from org.lora import LoraLearner
 
 SETTINGS = {"kind": "lora", "seed": 0, "scale": "tiny", "n_orgs": 3}
 

@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent.org.identity import unlock
-from agent.org.learners import SyntheticLearner
-from agent.org.runtime import OrgRuntime
 from chain.devchain import DevChain
 from chain.units import from_wad
+from exchange.cid import cid_binary, cid_text
 from exchange.ipfs import IpfsStore
 from exchange.node import IpfsNode
-from exchange.sealing import publish_sealed
 from knexa.cli import app
+from market.sealing import publish_sealed
 from matchmaker.audit import MATCH, verify_rounds
-from matchmaker.runner import cid_binary, cid_text
+from org.identity import unlock
+from org.runtime import OrgRuntime
+from sim.learner import SyntheticLearner
 from tests.org.conftest import PASSWORD, CliMarket, init_and_register_through_cli, matchmaker_for
 
 

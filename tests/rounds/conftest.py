@@ -11,10 +11,10 @@ import pytest
 from chain.client import MarketClient
 from chain.devchain import DevChain
 from chain.units import ether, to_wad
-from exchange.documents import PeftSummary, ProfileDoc
+from exchange.cid import cid_binary
 from exchange.local import LocalStore
+from market.documents import PeftSummary, ProfileDoc
 from matchmaker.policies import PolicyParams
-from matchmaker.runner import cid_binary
 from matchmaker.service import Matchmaker, RoundPlan
 from tests.chain.helpers import account_of, public_key
 
@@ -24,7 +24,7 @@ CATEGORIES = PolicyParams().categories
 def profile(index: int, count: int) -> ProfileDoc:
     """Organization `index` is a specialist in two categories (distinct per organization)."""
     histogram = [0.02] * len(CATEGORIES)
-    histogram[(2 * index) % len(CATEGORIES)] = 0.5
+    histogram[(2 * index) % len(CATEGORIES)] = 0.52  # sums to 1 over 8 categories
     histogram[(2 * index + 1) % len(CATEGORIES)] = 0.36
     return ProfileDoc(
         model_family=["llama", "gpt2", "neox"][index % 3],

@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from exchange.cid import cid_text
 from knexa.cli import app
 from matchmaker.api import create_app
 from tests.rounds.conftest import Federation
@@ -79,3 +80,21 @@ def test_commands_explain_bad_setup(tmp_path: Path) -> None:
     both = runner.invoke(app, ["matchmaker", "run", "--manifest", str(tmp_path / "none.json")])
     assert both.exit_code == 1
     assert "exactly one" in both.output
+
+
+def test_rounds_answer_503_while_the_store_cannot_deliver_a_record(federation: Federation) -> None:
+    """The live replayer retries a store failure instead of judging the history unverifiable, so
+    the API says the store is unavailable (503), and recovers once the record is back."""
+    matchmaker = federation.matchmaker()
+    matchmaker.step()
+    client = TestClient(create_app(federation.matchmaker()))  # a fresh process: nothing replayed yet
+    cid = cid_text(matchmaker.sync()[0].rounds[1].decision_cid)
+    path = next(path for path in (federation.store.root / "objects").rglob(cid) if path.is_file())
+    saved = path.read_bytes()
+    path.unlink()
+    answer = client.get("/rounds")
+    assert answer.status_code == 503
+    assert "store unavailable" in answer.json()["detail"]
+    path.write_bytes(saved)
+    rounds = client.get("/rounds").json()
+    assert [entry["verdict"] for entry in rounds] == ["match"]

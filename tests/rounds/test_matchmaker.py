@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from exchange.cid import cid_text
 from matchmaker.audit import MATCH, MISMATCH, UNVERIFIABLE, RoundVerdict, verify_rounds
 from matchmaker.policies import PolicyParams
-from matchmaker.runner import cid_text
 from matchmaker.service import Matchmaker, MatchmakerHalted, RoundPlan
 from tests.rounds.conftest import Federation
 
@@ -58,7 +58,7 @@ def test_missing_reports_are_skipped_not_zero(federation: Federation) -> None:
     matchmaker.step()
     matchmaker.step()  # opens round 2, whose record lists the rewards consumed
     record_cid = cid_text(matchmaker.sync()[0].rounds[2].decision_cid)
-    from exchange.documents import DecisionRecord
+    from market.documents import DecisionRecord
 
     record = DecisionRecord.from_bytes(federation.store.get(record_cid))
     students_rewarded = {reward.student for reward in record.rewards}

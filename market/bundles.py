@@ -51,6 +51,7 @@ from exchange.schema import (
     check_format,
     checksum_address,
 )
+from exchange.sealing import looks_like_pickle
 
 META_KEY = "knexa"
 Array = npt.NDArray[Any]
@@ -80,20 +81,26 @@ DEFAULT_LIMITS = Limits()
 # --- safetensors container ----------------------------------------------------------------------
 
 
-def looks_like_pickle(data: bytes) -> bool:
-    """True for a pickle (protocol 2+ starts with PROTO 0x80 n) or a zip archive (torch.save)."""
-    return (len(data) >= 2 and data[0] == 0x80 and 1 <= data[1] <= 5) or data[:4] == b"PK\x03\x04"
-
-
 def encode_container(meta: dict[str, Json], tensors: Mapping[str, Array]) -> bytes:
     return bytes(st_save(dict(tensors), metadata={META_KEY: dumps_canonical(meta).decode("utf-8")}))
+
+
+def _safetensors_prefix(data: bytes) -> bool:
+    """True when `data` starts like safetensors: an 8-byte little-endian header length that fits,
+    then the header's opening brace. Such a header length can begin with the bytes of a pickle's
+    PROTO opcode (0x80 0x02..0x05, e.g. a 896-byte header), so this is checked before calling it a
+    pickle. Nothing is ever unpickled either way; this only keeps the error honest."""
+    if len(data) < 9:
+        return False
+    (header_len,) = struct.unpack("<Q", data[:8])
+    return 2 <= header_len <= len(data) - 8 and data[8:9] == b"{"
 
 
 def decode_container(data: bytes, limits: Limits) -> tuple[dict[str, Json], dict[str, Array]]:
     """Split a payload into its JSON header and tensors, refusing anything that is not safetensors."""
     if len(data) > limits.max_bytes:
         raise OversizedError("bundle payload", len(data), limits.max_bytes)
-    if looks_like_pickle(data):
+    if looks_like_pickle(data) and not _safetensors_prefix(data):
         raise UnsafePayloadError("payload is a pickle or torch archive; only safetensors is accepted")
     if len(data) < 8:
         raise FormatError("payload is too short to be safetensors")

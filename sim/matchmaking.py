@@ -5,7 +5,7 @@ organization's sanitised profile (model family, size bucket, LoRA rank, validati
 change, a DP-released category histogram) goes through `matchmaker.policies`, and after every round
 the students' validation gains are the rewards (`observe`). Reputation and credits, which come from
 the chain in the market, are kept here the way the contract keeps them: an EMA of the teacher's
-outcomes (weight 0.2, the market's default) and the sum of positive gains it caused.
+outcomes (with the default deployment's weight) and the sum of positive gains it caused.
 """
 
 from __future__ import annotations
@@ -17,12 +17,21 @@ import numpy as np
 
 from agent.agent import Agent
 from agent.data.templates import CATEGORIES
-from agent.experiment import Pair, RoundRecord
 from agent.models.zoo import n_params
-from matchmaker.policies import Decision, Policy, PolicyName, PolicyParams, make_policy, rng_for_round
-from matchmaker.profiles import OrgFeatures, PrivacyAccountant, release_histogram, size_bucket_of
-
-REPUTATION_WEIGHT = 0.2
+from chain.units import from_wad, to_wad
+from market.parameters import DEFAULT_PARAMETERS, reputation_ema
+from market.privacy import PrivacyAccountant, release_histogram, size_bucket_of
+from matchmaker.features import OrgFeatures
+from matchmaker.policies import (
+    Decision,
+    DirectedPair,
+    Policy,
+    PolicyName,
+    PolicyParams,
+    make_policy,
+    rng_for_round,
+)
+from sim.experiment import RoundOutcome
 
 
 class PolicyPairing:
@@ -64,8 +73,8 @@ class PolicyPairing:
             )
 
     def __call__(
-        self, round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundRecord]
-    ) -> list[Pair]:
+        self, round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundOutcome]
+    ) -> list[DirectedPair]:
         if self._policy is None:
             raise RuntimeError("bind the pairing to the run's agents first")
         if history and self._decision is not None:
@@ -77,7 +86,7 @@ class PolicyPairing:
         self.decisions.append(decision)
         return [(teacher, student) for teacher, student in decision.pairs]
 
-    def _observe(self, record: RoundRecord) -> None:
+    def _observe(self, record: RoundOutcome) -> None:
         assert self._policy is not None
         assert self._decision is not None
         teacher_of = {student: teacher for teacher, student in record.pairs}
@@ -94,7 +103,11 @@ class PolicyPairing:
             self._features[student] = _replace(mine, pass1=pass1, pass1_delta=max(-1.0, min(1.0, gain)))
             theirs = self._features[teacher]
             signal = (1.0 + max(-1.0, min(1.0, gain))) / 2.0
-            reputation = (1 - REPUTATION_WEIGHT) * theirs.reputation + REPUTATION_WEIGHT * signal
+            reputation = from_wad(
+                reputation_ema(
+                    to_wad(theirs.reputation), to_wad(signal), DEFAULT_PARAMETERS.reputation_weight_bps
+                )
+            )
             self._features[teacher] = _replace(
                 theirs, reputation=reputation, credits=theirs.credits + max(0.0, gain)
             )

@@ -9,13 +9,23 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from agent.org.identity import (
+from chain.accounts import dev_account
+from chain.client import MarketClient, OrganizationStatus, connect
+from chain.deploy import Deployment, verify_deployment
+from chain.errors import ChainError
+from chain.units import ether, from_wad
+from clikit import DEFAULT_RPC_URL, emit, fail, json_option, manifest_option, rpc_option, store_option
+from clikit.backoff import Backoff
+from exchange.cid import cid_binary
+from exchange.errors import ExchangeError
+from exchange.stores import open_store
+from market.errors import MarketError
+from org.identity import (
     PASSWORD_ENV,
     IdentityError,
     OrgConfig,
@@ -26,52 +36,27 @@ from agent.org.identity import (
     load_config,
     unlock,
 )
-from agent.org.learners import Learner, SyntheticLearner
-from agent.org.runtime import OrgRuntime
-from chain.accounts import dev_account
-from chain.client import MarketClient, OrganizationStatus, connect
-from chain.deploy import Deployment, verify_deployment
-from chain.errors import ChainError
-from chain.units import ether, from_wad
-from exchange.cli import open_store
-from exchange.errors import ExchangeError
-from matchmaker.runner import cid_binary
+from org.learners import Learner, UnknownLearnerError, build_learner
+from org.runtime import OrgRuntime
+
+log = logging.getLogger("knexa.org")
 
 app = typer.Typer(help="Run an organization: identity, registration, the agent, stake.", no_args_is_help=True)
 console = Console(stderr=True)
 
 ORG_OPTION = typer.Option(None, "--org", help="organization name (its home is .knexa/orgs/NAME)")
 HOME_OPTION = typer.Option(None, "--home", help="the organization's home directory (overrides --org)")
-JSON_OPTION = typer.Option(False, "--json", help="print JSON for scripts")
-RPC_OPTION = typer.Option("http://127.0.0.1:8545", help="JSON-RPC URL of the chain")
-MANIFEST_OPTION = typer.Option(Path(".knexa/deployment.json"), help="deployment manifest of the market")
-STORE_OPTION = typer.Option(".knexa/store", help="a store directory or an IPFS RPC API URL")
 LEARNER_OPTION = typer.Option("synthetic", help="synthetic (simulated skills) or lora (real tiny models)")
 DEV_ACCOUNT_OPTION = typer.Option(
     None, "--dev-account", help="import Anvil's funded dev account N as the key (local chains only)"
 )
 
 
-def _fail(message: str, json_output: bool = False, code: int = 1) -> NoReturn:
-    if json_output:
-        sys.stdout.write(json.dumps({"error": message}) + "\n")
-    else:
-        console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-def _emit(json_output: bool, payload: dict[str, Any], text: str) -> None:
-    if json_output:
-        sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
-    else:
-        console.print(text)
-
-
 def _home(org: str | None, home: Path | None) -> Path:
     if home is not None:
         return home
     if org is None:
-        _fail("give --org NAME or --home DIR")
+        fail("give --org NAME or --home DIR")
     return default_home(org)
 
 
@@ -80,7 +65,7 @@ def _password(confirm: bool = False) -> str:
     if password:
         return password
     if not sys.stdin.isatty():
-        _fail(f"no password: set {PASSWORD_ENV} or run in a terminal to be prompted")
+        fail(f"no password: set {PASSWORD_ENV} or run in a terminal to be prompted")
     return str(typer.prompt("keystore password", hide_input=True, confirmation_prompt=confirm))
 
 
@@ -88,7 +73,7 @@ def _identity(org: str | None, home: Path | None) -> OrgIdentity:
     try:
         return unlock(_home(org, home), _password())
     except IdentityError as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 def _market(identity: OrgIdentity) -> tuple[MarketClient, Deployment]:
@@ -100,23 +85,21 @@ def _market(identity: OrgIdentity) -> tuple[MarketClient, Deployment]:
 def make_learner(identity: OrgIdentity) -> Learner:
     """The learner the organization's config names."""
     settings = identity.config.learner
-    kind = settings.get("kind", "synthetic")
-    if kind == "synthetic":
-        return SyntheticLearner(identity.config.name, int(settings.get("seed", 0)))
-    if kind == "lora":
-        from agent.org.lora import LoraLearner
-
-        return LoraLearner.from_settings(identity.config.name, identity.home, settings)
-    _fail(f"unknown learner kind {kind!r} in {identity.home / 'config.json'}")
+    try:
+        return build_learner(
+            str(settings.get("kind", "synthetic")), identity.config.name, identity.home, settings
+        )
+    except UnknownLearnerError as error:
+        fail(f"{error.args[0]} in {identity.home / 'config.json'}")
 
 
 @app.command()
 def init(
     name: str = typer.Argument(..., help="the organization's display name (1-64 bytes)"),
     home: Path | None = HOME_OPTION,
-    rpc: str = RPC_OPTION,
-    manifest: Path = MANIFEST_OPTION,
-    store: str = STORE_OPTION,
+    rpc: str | None = rpc_option(f"JSON-RPC URL of the chain (default: {DEFAULT_RPC_URL})"),
+    manifest: Path = manifest_option(),
+    store: str = store_option(),
     learner: str = LEARNER_OPTION,
     seed: int = typer.Option(0, help="seed of the learner (the lora learner's data federation seed)"),
     scale: str = typer.Option(
@@ -130,7 +113,7 @@ def init(
         3, "--federation-size", help="lora learner: organizations in the data"
     ),
     dev_account_index: int | None = DEV_ACCOUNT_OPTION,
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Create the organization's identity: an encrypted Ethereum key, an encryption key, a config."""
     target = home or default_home(name)
@@ -148,7 +131,7 @@ def init(
         dev_account_index,
         json_output,
     )
-    _emit(
+    emit(
         json_output,
         {"name": name, "address": identity.address, "home": str(target)},
         f"organization {name}: address {identity.address}, home {target}",
@@ -158,7 +141,7 @@ def init(
 def _create(
     name: str,
     target: Path,
-    rpc: str,
+    rpc: str | None,
     manifest: Path,
     store: str,
     learner: str,
@@ -170,10 +153,10 @@ def _create(
     json_output: bool,
 ) -> OrgIdentity:
     if not 0 < len(name.encode()) <= 64:
-        _fail("the name must be 1 to 64 bytes", json_output)
+        fail("the name must be 1 to 64 bytes", json_output=json_output)
     config = OrgConfig(
         name=name,
-        rpc_url=rpc,
+        rpc_url=rpc or DEFAULT_RPC_URL,
         manifest=str(manifest),
         store=store,
         learner={"kind": learner, "seed": seed, "scale": scale, "n_orgs": federation_size}
@@ -183,7 +166,7 @@ def _create(
     try:
         return create_identity(target, config, _password(confirm=True), key)
     except IdentityError as error:
-        _fail(str(error), json_output)
+        fail(str(error), json_output=json_output)
 
 
 @app.command()
@@ -191,7 +174,7 @@ def register(
     stake: float = typer.Option(2.0, help="stake in ETH (at least the market's minimum)"),
     org: str | None = ORG_OPTION,
     home: Path | None = HOME_OPTION,
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Publish the sanitised profile and register on chain with a stake."""
     _register(_identity(org, home), stake, json_output)
@@ -206,8 +189,8 @@ def _register(identity: OrgIdentity, stake: float, json_output: bool) -> None:
             identity.config.name, cid_binary(profile_cid), identity.encryption_public_key, ether(stake)
         )
     except (ChainError, ExchangeError) as error:
-        _fail(str(error), json_output)
-    _emit(
+        fail(str(error), json_output=json_output)
+    emit(
         json_output,
         {
             "address": identity.address,
@@ -227,7 +210,7 @@ def join(
     once: bool = typer.Option(False, "--once", help="do what is due now, then exit"),
     max_rounds: int | None = typer.Option(None, help="exit after this many finalized rounds took part in"),
     poll: float | None = typer.Option(None, help="seconds between looks at the chain (default: config)"),
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Run the agent: teach, learn and report in every round it is paired in (Ctrl-C stops it cleanly)."""
     _join(_identity(org, home), once, max_rounds, poll, json_output)
@@ -248,9 +231,9 @@ def _join(
             deployment.deploy_block,
         )
     except (ChainError, ExchangeError) as error:
-        _fail(str(error), json_output)
+        fail(str(error), json_output=json_output)
     if not once:  # a long-running agent says when its model is loaded and it follows the chain
-        _emit(
+        emit(
             json_output,
             {"action": "ready", "round": None, "detail": f"{identity.config.name} follows the market"},
             f"{identity.config.name}: ready, following the market",
@@ -258,10 +241,26 @@ def _join(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     rounds_done = 0
+    backoff = Backoff()
     try:
         while not stop.is_set():
-            for action in runtime.step():
-                _emit(
+            try:
+                actions = runtime.step()
+            except (ChainError, ExchangeError, MarketError) as error:
+                # The chain or the store is down: the next step rebuilds what it needs from the
+                # chain and state.json, so wait (capped exponential backoff) and try again.
+                if once:
+                    fail(str(error), json_output=json_output)
+                first = backoff.state.error is None
+                wait = backoff.failed(error)
+                if first:
+                    log.warning("step failed, retrying with backoff: %s", backoff.state.error)
+                stop.wait(wait)
+                continue
+            if backoff.succeeded("step"):
+                log.warning("recovered after an outage")
+            for action in actions:
+                emit(
                     json_output, action.to_json(), f"round {action.round_id}: {action.kind}: {action.detail}"
                 )
                 if action.kind == "profile":
@@ -271,13 +270,11 @@ def _join(
             stop.wait(poll if poll is not None else identity.config.poll_seconds)
     except KeyboardInterrupt:
         pass
-    except (ChainError, ExchangeError) as error:
-        _fail(str(error), json_output)
 
 
 @app.command()
 def status(
-    org: str | None = ORG_OPTION, home: Path | None = HOME_OPTION, json_output: bool = JSON_OPTION
+    org: str | None = ORG_OPTION, home: Path | None = HOME_OPTION, json_output: bool = json_option()
 ) -> None:
     """Stake, reputation, credits, rounds taken part in, and what is pending (no password needed)."""
     target = _home(org, home)
@@ -291,7 +288,7 @@ def status(
         open_round = market.open_round_id()
         pairs = market.pairs(open_round) if open_round else []
     except (ChainError, IdentityError) as error:
-        _fail(str(error), json_output)
+        fail(str(error), json_output=json_output)
     todo = [
         f"publish a bundle for {pair.student}"
         for pair in pairs
@@ -326,7 +323,7 @@ def exit_market(
     org: str | None = ORG_OPTION,
     home: Path | None = HOME_OPTION,
     complete: bool = typer.Option(False, "--complete", help="finish a requested exit after its cooldown"),
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Leave the market: request the exit, then (after the cooldown) `--complete` it."""
     identity = _identity(org, home)
@@ -335,13 +332,13 @@ def exit_market(
         receipt = market.complete_exit() if complete else market.request_exit()
         state = market.organization(identity.address)
     except ChainError as error:
-        _fail(str(error), json_output)
+        fail(str(error), json_output=json_output)
     detail = (
         f"exit available at block {state.exit_available_at_block}"
         if state.status is OrganizationStatus.EXITING
         else "exited: the stake is withdrawable"
     )
-    _emit(
+    emit(
         json_output,
         {"status": state.status.name.lower(), "transaction": receipt.transaction_hash, "detail": detail},
         detail,
@@ -350,7 +347,7 @@ def exit_market(
 
 @app.command()
 def withdraw(
-    org: str | None = ORG_OPTION, home: Path | None = HOME_OPTION, json_output: bool = JSON_OPTION
+    org: str | None = ORG_OPTION, home: Path | None = HOME_OPTION, json_output: bool = json_option()
 ) -> None:
     """Withdraw everything the organization is owed (fees, slashes received, released stake)."""
     identity = _identity(org, home)
@@ -359,8 +356,8 @@ def withdraw(
         amount = market.pending_withdrawal(identity.address)
         receipt = market.withdraw()
     except ChainError as error:
-        _fail(str(error), json_output)
-    _emit(
+        fail(str(error), json_output=json_output)
+    emit(
         json_output,
         {"withdrawn_eth": from_wad(amount), "transaction": receipt.transaction_hash},
         f"withdrew {from_wad(amount):.6f} ETH (transaction {receipt.transaction_hash})",
@@ -371,9 +368,9 @@ def withdraw(
 def up(
     name: str = typer.Argument(..., help="the organization's display name"),
     home: Path | None = HOME_OPTION,
-    rpc: str = RPC_OPTION,
-    manifest: Path = MANIFEST_OPTION,
-    store: str = STORE_OPTION,
+    rpc: str | None = rpc_option(f"JSON-RPC URL of the chain (default: {DEFAULT_RPC_URL})"),
+    manifest: Path = manifest_option(),
+    store: str = store_option(),
     learner: str = LEARNER_OPTION,
     seed: int = typer.Option(0, help="seed of the learner"),
     dev_account_index: int | None = DEV_ACCOUNT_OPTION,
@@ -382,7 +379,7 @@ def up(
     once: bool = typer.Option(
         False, "--once", help="after init and registration, do what is due now and exit"
     ),
-    json_output: bool = JSON_OPTION,
+    json_output: bool = json_option(),
 ) -> None:
     """Init (if needed), register (if needed) and join: one command for an unattended organization."""
     target = home or default_home(name)
@@ -396,7 +393,7 @@ def up(
         market, _ = _market(identity)
         registered = market.organization(identity.address).status is not OrganizationStatus.NONE
     except ChainError as error:
-        _fail(str(error), json_output)
+        fail(str(error), json_output=json_output)
     if not registered:
         _register(identity, stake, json_output)
     _join(identity, once, None, poll, json_output)

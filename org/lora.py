@@ -23,15 +23,17 @@ from safetensors.numpy import load_file, save_file
 
 from agent.agent import Agent
 from agent.data.templates import CATEGORIES
-from agent.experiment import ExperimentConfig, build_federation_suite, build_world, config_for_scale
-from agent.models.zoo import LORA_TARGETS, n_params
-from agent.org.bridge import bundle_to_payload, payload_to_bundle
-from agent.org.learners import LearnResult
+from agent.models.zoo import n_params
+from agent.payload import PayloadError
 from agent.sandbox import Evaluator
-from exchange.bundles import AdapterBundle, BaseModelId, KnowledgeBundle
+from agent.world import ExperimentConfig, build_federation_suite, build_world, config_for_scale
 from exchange.canonical import Json
-from exchange.documents import PeftSummary, ProfileDoc
-from matchmaker.profiles import PrivacyAccountant, release_histogram, size_bucket_of
+from market.bundles import AdapterBundle, BaseModelId, KnowledgeBundle
+from market.documents import PeftSummary, ProfileDoc
+from market.privacy import PrivacyAccountant, release_histogram, size_bucket_of
+from org.bridge import bundle_to_payload, payload_to_bundle
+from org.errors import LearnerRefusedError, OrgValueError
+from org.learners import LearnResult
 
 
 @dataclass
@@ -64,7 +66,7 @@ class LoraLearner:
 
     def __init__(self, name: str, home: Path, index: int, config: ExperimentConfig, data_seed: int) -> None:
         if not 0 <= index < config.n_orgs:
-            raise ValueError(f"data index {index} outside the federation of {config.n_orgs} organizations")
+            raise OrgValueError(f"data index {index} outside the federation of {config.n_orgs} organizations")
         torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
         self.name = name
         self.home = home
@@ -98,7 +100,7 @@ class LoraLearner:
         if index is None:
             digits = name.rsplit("-", 1)[-1]
             if not digits.isdigit():
-                raise ValueError("a lora learner needs its data index: name it org-N or set learner.index")
+                raise OrgValueError("a lora learner needs its data index: name it org-N or set learner.index")
             index = int(digits)
         return cls(name, home, int(index), experiment_config(settings), int(settings.get("seed", 0)))
 
@@ -131,10 +133,11 @@ class LoraLearner:
     # ------------------------------------------------------------------ the Learner protocol
 
     def profile(self) -> ProfileDoc:
+        adapter = self.agent.adapter_config()
         return ProfileDoc(
             model_family=self.spec.family,
             size_bucket=str(size_bucket_of(n_params(self.agent.model))),
-            peft=PeftSummary(rank=self.spec.lora_rank, target_modules=tuple(LORA_TARGETS[self.spec.family])),
+            peft=PeftSummary(rank=adapter.r, target_modules=adapter.target_modules),
             pass_at_1=self.memory.val,
             pass_at_1_delta=max(-1.0, min(1.0, self.memory.val - self.memory.previous_val)),
             categories=CATEGORIES,
@@ -145,10 +148,16 @@ class LoraLearner:
 
     def teach(self, round_id: int, teacher: str, student: str) -> KnowledgeBundle:
         payload = self.agent.teach(self.suite.transfer, self.evaluator, self.config.teacher)
-        return payload_to_bundle(payload, round_id, teacher, student, self.codec.vocab_size)
+        try:
+            return payload_to_bundle(payload, round_id, teacher, student, self.codec.vocab_size)
+        except PayloadError as error:
+            raise LearnerRefusedError(str(error)) from error
 
     def learn(self, bundle: KnowledgeBundle, teacher_name: str) -> LearnResult:
-        payload = bundle_to_payload(bundle, self.transfer)
+        try:
+            payload = bundle_to_payload(bundle, self.transfer)
+        except PayloadError as error:
+            raise LearnerRefusedError(f"the bundle does not fit this transfer set: {error}") from error
         report = self.agent.learn(payload, self.evaluator, self.config.distill, val_before=self.memory.val)
         self.memory.previous_val, self.memory.val = self.memory.val, report.val_after
         self.memory.rounds_learnt += 1
@@ -157,13 +166,13 @@ class LoraLearner:
 
     def adapter_bundle(self) -> AdapterBundle:
         weights = {key: value.detach().cpu().numpy() for key, value in self.agent.adapter_state().items()}
-        targets: list[Json] = [str(name) for name in sorted(LORA_TARGETS[self.spec.family])]
+        adapter = self.agent.adapter_config()
         config: dict[str, Json] = {
-            "peft_type": "LORA",
-            "r": self.spec.lora_rank,
-            "lora_alpha": 2 * self.spec.lora_rank,
-            "target_modules": targets,
-            "fan_in_fan_out": self.spec.family == "gpt2",
+            "peft_type": adapter.peft_type,
+            "r": adapter.r,
+            "lora_alpha": adapter.lora_alpha,
+            "target_modules": [str(name) for name in adapter.target_modules],
+            "fan_in_fan_out": adapter.fan_in_fan_out,
         }
         return AdapterBundle(BaseModelId(self.spec.name, self.codec.identity), config, weights)
 

@@ -10,8 +10,9 @@ Schema of `ProfileDoc` (format "knexa.profile", version 1), sanitised features o
      "model_family": str, "size_bucket": str,
      "peft": {"method": str, "rank": int, "target_modules": [str, ...] (sorted, unique)},
      "validation": {"pass_at_1": float in [0, 1], "delta": float in [-1, 1]},
-     "categories": {"names": [str, ...] (unique), "histogram": [float, ...] (same length, DP-noised)},
-     "privacy": {"epsilon": float > 0, "budget_spent": float >= epsilon}}
+     "categories": {"names": [str, ...] (unique),
+                    "histogram": [float in [0, 1], ...] (same length, DP-noised, sums to 1 +- 1e-6)},
+     "privacy": {"epsilon": float in (0, 1e3], "budget_spent": float in [epsilon, 1e9]}}
 
 Schema of `DecisionRecord` (format "knexa.decision", version 1):
 
@@ -19,23 +20,34 @@ Schema of `DecisionRecord` (format "knexa.decision", version 1):
      "policy": {"name": str, "params": {str: str | int | float | bool}},
      "policy_digest": hex64, "state_digest": hex64,
      "orgs": [address, ...] (ordered, unique),
-     "inputs": {"profiles": {address: cid}, "rewards": [{"round", "teacher", "student", "reward"}]},
-     "candidates": [{"teacher", "student", "context": [float], "mean", "bonus", "score"}],
+     "inputs": {"block": int, "profiles": {address: cid},
+                "rewards": [{"round", "teacher", "student", "reward": float in [-1, 1]}],
+                "excluded": [{"organization": address, "reason": str}] (sorted; omitted when empty)},
+     "candidates": [{"teacher", "student", "context": [float], "mean", "bonus", "score"}] (|x| <= 1e12),
      "chosen": [{"teacher", "student"}]}
 
 Addresses are EIP-55 checksummed, digests are 64 lowercase hex digits without 0x, and every float is
-written so that it reads back as the same float64.
+written so that it reads back as the same float64. Every number is range-checked when a document
+is built or parsed (finite, within the bounds above); a violation raises `OutOfBoundsError` or
+`NonFiniteError`, both `SchemaError`s, so one absurd document is refused before anything computes
+with it.
+
+`excluded` names the eligible organizations a round left out and why: `unavailable` (its profile
+could not be fetched before the matchmaker's deadline: a fact about that moment, which a replay
+takes from the record), `oversized`, or `invalid: <error>` (facts about the content, which a replay
+recomputes and compares).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar
 
 from exchange.canonical import DEFAULT_MAX_DOCUMENT_BYTES, Json, dumps_canonical, loads_canonical
 from exchange.cid import CidVersion, cid_of, normalize_cid
-from exchange.errors import SchemaError
+from exchange.errors import FormatError, OutOfBoundsError, SchemaError
 from exchange.schema import (
     as_address,
     as_cid,
@@ -51,10 +63,15 @@ from exchange.schema import (
     checksum_address,
 )
 
-ParamValue: TypeAlias = str | int | float | bool
 MAX_ROUND = 2**53
 MAX_BLOCK = 2**63 - 1
 MAX_ORGS = 10_000
+#: Declared bounds of the numeric fields that have no natural ones (see the module docstring).
+HISTOGRAM_TOLERANCE = 1e-6
+MAX_EPSILON = 1e3
+MAX_BUDGET = 1e9
+MAX_MAGNITUDE = 1e12  # candidate contexts, means, bonuses and scores
+MAX_REASON = 256
 
 
 def _set(instance: object, name: str, value: Any) -> None:
@@ -94,7 +111,7 @@ class ProfileDoc:
     pass_at_1: float
     pass_at_1_delta: float
     categories: tuple[str, ...]
-    histogram: tuple[float, ...]  # DP-noised, one value per category (may be negative after noise)
+    histogram: tuple[float, ...]  # DP-noised then clipped and normalised, one value per category
     epsilon: float  # privacy budget used for this histogram
     budget_spent: float  # cumulative epsilon spent by this organization so far
     version: int = 1
@@ -110,7 +127,11 @@ class ProfileDoc:
         _set(self, "pass_at_1", check_float(self.pass_at_1, "pass_at_1", 0.0, 1.0))
         _set(self, "pass_at_1_delta", check_float(self.pass_at_1_delta, "pass_at_1_delta", -1.0, 1.0))
         _set(self, "categories", tuple(self.categories))
-        _set(self, "histogram", tuple(check_float(v, "histogram") for v in self.histogram))
+        _set(
+            self,
+            "histogram",
+            tuple(check_float(v, f"histogram[{i}]", 0.0, 1.0) for i, v in enumerate(self.histogram)),
+        )
         if not 1 <= len(self.categories) <= 4096:
             raise SchemaError("categories: 1 to 4096 names expected")
         for index, name in enumerate(self.categories):
@@ -121,10 +142,13 @@ class ProfileDoc:
             raise SchemaError(
                 f"histogram has {len(self.histogram)} values for {len(self.categories)} categories"
             )
-        _set(self, "epsilon", check_float(self.epsilon, "epsilon", 0.0))
+        total = math.fsum(self.histogram)  # every value is in [0, 1]: the sum is finite
+        if abs(total - 1.0) > HISTOGRAM_TOLERANCE:
+            raise OutOfBoundsError(f"histogram sums to {total!r}, not 1 (tolerance {HISTOGRAM_TOLERANCE})")
+        _set(self, "epsilon", check_float(self.epsilon, "epsilon", 0.0, MAX_EPSILON))
         if self.epsilon <= 0.0:
-            raise SchemaError("epsilon must be positive")
-        _set(self, "budget_spent", check_float(self.budget_spent, "budget_spent", self.epsilon))
+            raise OutOfBoundsError("epsilon must be positive")
+        _set(self, "budget_spent", check_float(self.budget_spent, "budget_spent", self.epsilon, MAX_BUDGET))
         if self.version not in self.VERSIONS:
             raise SchemaError(f"version {self.version} is not supported")
 
@@ -201,25 +225,23 @@ class ProfileDoc:
 
 
 @dataclass(frozen=True)
-class Policy:
+class PolicyRecord:
+    """The policy a decision declares: its name and its parameters as plain JSON values."""
+
     name: str
-    params: Mapping[str, ParamValue] = field(default_factory=dict)
+    params: Mapping[str, Json] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         as_str(self.name, "policy.name")
-        params: dict[str, ParamValue] = {}
+        params: dict[str, Json] = {}
         for key, value in self.params.items():
             as_str(key, "policy.params key")
-            if isinstance(value, float):
-                value = check_float(value, f"policy.params.{key}")
-            elif not isinstance(value, str | int | bool):
-                raise SchemaError(f"policy.params.{key}: expected a string, number or boolean")
-            params[key] = value
+            params[key] = _param(value, key)
         _set(self, "params", params)
 
 
 @dataclass(frozen=True)
-class Pair:
+class DecisionPair:
     teacher: str
     student: str
 
@@ -242,16 +264,23 @@ class Candidate:
     score: float
 
     def __post_init__(self) -> None:
-        Pair(self.teacher, self.student)  # validates both addresses and teacher != student
+        DecisionPair(self.teacher, self.student)  # validates both addresses and teacher != student
         _set(self, "teacher", checksum_address(self.teacher))
         _set(self, "student", checksum_address(self.student))
-        _set(self, "context", tuple(check_float(v, f"context[{i}]") for i, v in enumerate(self.context)))
+        _set(
+            self,
+            "context",
+            tuple(
+                check_float(v, f"context[{i}]", -MAX_MAGNITUDE, MAX_MAGNITUDE)
+                for i, v in enumerate(self.context)
+            ),
+        )
         for name in ("mean", "bonus", "score"):
-            _set(self, name, check_float(getattr(self, name), name))
+            _set(self, name, check_float(getattr(self, name), name, -MAX_MAGNITUDE, MAX_MAGNITUDE))
 
     @property
-    def pair(self) -> Pair:
-        return Pair(self.teacher, self.student)
+    def pair(self) -> DecisionPair:
+        return DecisionPair(self.teacher, self.student)
 
 
 @dataclass(frozen=True)
@@ -265,10 +294,10 @@ class RewardInput:
 
     def __post_init__(self) -> None:
         as_int(self.round, "rewards.round", 0, MAX_ROUND)
-        Pair(self.teacher, self.student)
+        DecisionPair(self.teacher, self.student)
         _set(self, "teacher", checksum_address(self.teacher))
         _set(self, "student", checksum_address(self.student))
-        _set(self, "reward", check_float(self.reward, "reward"))
+        _set(self, "reward", check_float(self.reward, "reward", -1.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -276,16 +305,17 @@ class DecisionRecord:
     """One round of the matchmaker: everything needed to recompute and audit its pairing."""
 
     round: int
-    policy: Policy
+    policy: PolicyRecord
     policy_digest: str
     state_digest: str
     orgs: tuple[str, ...]
     profiles: Mapping[str, str]  # org address -> CID of the ProfileDoc consumed
     rewards: tuple[RewardInput, ...]  # rewards consumed from previous rounds, in the order applied
     candidates: tuple[Candidate, ...]
-    chosen: tuple[Pair, ...]
+    chosen: tuple[DecisionPair, ...]
     version: int = 1
     inputs_block: int = 0  # the chain block whose state (events up to and including it) was read
+    excluded: Mapping[str, str] = field(default_factory=dict)  # eligible org left out -> reason
 
     FORMAT: ClassVar[str] = "knexa.decision"
     VERSIONS: ClassVar[frozenset[int]] = frozenset({1})
@@ -331,8 +361,29 @@ class DecisionRecord:
         if self.version not in self.VERSIONS:
             raise SchemaError(f"version {self.version} is not supported")
         as_int(self.inputs_block, "inputs.block", 0, MAX_BLOCK)
+        excluded = {
+            checksum_address(org, "excluded"): as_str(reason, f"excluded.{org}.reason", MAX_REASON)
+            for org, reason in self.excluded.items()
+        }
+        if excluded.keys() & members:
+            raise SchemaError(f"excluded organizations in the round: {sorted(excluded.keys() & members)}")
+        if len(excluded) > MAX_ORGS:
+            raise SchemaError("at most 10,000 excluded organizations")
+        _set(self, "excluded", dict(sorted(excluded.items())))
 
     def to_json(self) -> dict[str, Json]:
+        inputs: dict[str, Json] = {
+            "block": self.inputs_block,
+            "profiles": dict(self.profiles),
+            "rewards": [
+                {"round": r.round, "teacher": r.teacher, "student": r.student, "reward": r.reward}
+                for r in self.rewards
+            ],
+        }
+        if self.excluded:  # omitted when empty: records without exclusions keep their bytes and CIDs
+            inputs["excluded"] = [
+                {"organization": org, "reason": reason} for org, reason in self.excluded.items()
+            ]
         return {
             "format": self.FORMAT,
             "version": self.version,
@@ -341,14 +392,7 @@ class DecisionRecord:
             "policy_digest": self.policy_digest,
             "state_digest": self.state_digest,
             "orgs": list(self.orgs),
-            "inputs": {
-                "block": self.inputs_block,
-                "profiles": dict(self.profiles),
-                "rewards": [
-                    {"round": r.round, "teacher": r.teacher, "student": r.student, "reward": r.reward}
-                    for r in self.rewards
-                ],
-            },
+            "inputs": inputs,
             "candidates": [
                 {
                     "teacher": c.teacher,
@@ -376,7 +420,16 @@ class DecisionRecord:
         version = check_format(doc, cls.FORMAT, cls.VERSIONS)
         policy = as_object(doc["policy"], "policy", ("name", "params"))
         params = as_object(policy["params"], "policy.params", (), optional=_keys(policy["params"]))
-        inputs = as_object(doc["inputs"], "inputs", ("block", "profiles", "rewards"))
+        inputs = as_object(doc["inputs"], "inputs", ("block", "profiles", "rewards"), ("excluded",))
+        excluded: dict[str, str] = {}
+        for i, item in enumerate(as_list(inputs.get("excluded", []), "inputs.excluded", MAX_ORGS)):
+            entry = as_object(item, f"inputs.excluded[{i}]", ("organization", "reason"))
+            org = as_address(entry["organization"], f"inputs.excluded[{i}].organization")
+            if org in excluded:
+                raise SchemaError(f"inputs.excluded: {org} appears twice")
+            excluded[org] = as_str(entry["reason"], f"inputs.excluded[{i}].reason", MAX_REASON)
+        if "excluded" in inputs and (not excluded or list(excluded) != sorted(excluded)):
+            raise SchemaError("inputs.excluded must be non-empty and sorted by address when present")
         profiles = as_object(inputs["profiles"], "inputs.profiles", (), optional=_keys(inputs["profiles"]))
         rewards = []
         for i, item in enumerate(as_list(inputs["rewards"], "inputs.rewards")):
@@ -410,14 +463,14 @@ class DecisionRecord:
         for i, item in enumerate(as_list(doc["chosen"], "chosen")):
             entry = as_object(item, f"chosen[{i}]", ("teacher", "student"))
             chosen.append(
-                Pair(
+                DecisionPair(
                     as_address(entry["teacher"], f"chosen[{i}].teacher"),
                     as_address(entry["student"], "student"),
                 )
             )
         return cls(
             round=as_int(doc["round"], "round", 0, MAX_ROUND),
-            policy=Policy(
+            policy=PolicyRecord(
                 as_str(policy["name"], "policy.name"), {k: _param(v, k) for k, v in params.items()}
             ),
             policy_digest=as_digest(doc["policy_digest"], "policy_digest"),
@@ -434,6 +487,7 @@ class DecisionRecord:
             chosen=tuple(chosen),
             version=version,
             inputs_block=as_int(inputs["block"], "inputs.block", 0, MAX_BLOCK),
+            excluded=excluded,
         )
 
     @classmethod
@@ -445,7 +499,12 @@ def _keys(value: Json) -> tuple[str, ...]:
     return tuple(value) if isinstance(value, dict) else ()
 
 
-def _param(value: Json, key: str) -> ParamValue:
-    if isinstance(value, str | bool | int | float):
-        return value
-    raise SchemaError(f"policy.params.{key}: expected a string, number or boolean")
+def _param(value: Json, key: str) -> Json:
+    """A policy parameter: any JSON value the canonical encoding accepts (finite numbers only)."""
+    if isinstance(value, float):
+        return check_float(value, f"policy.params.{key}")
+    try:
+        loads_canonical(dumps_canonical(value))
+    except FormatError as error:
+        raise SchemaError(f"policy.params.{key}: {error}") from None
+    return value

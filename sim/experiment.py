@@ -1,6 +1,6 @@
 """The federation experiment: local-only vs peer-to-peer distillation under pluggable pairing.
 
-Fairness rules (the "honest science" of DESIGN.md):
+Fairness rules (the "honest science" the README promises):
 
 * every method spends the same optimizer steps of the same batch size per agent per round
   (a student's distillation step replaces, not adds to, its local step);
@@ -9,8 +9,8 @@ Fairness rules (the "honest science" of DESIGN.md):
 * the transfer set is disjoint from the test set (checked before anything runs);
 * several seeds; the summary reports means with 95% t-intervals, and paired differences.
 
-The pairing function is a plain callable so the lead can plug the real matchmaker
-policies (LinUCB) in: it gets the round number, the organisation names, a seeded RNG and
+The pairing function is a plain callable so that the real matchmaker policies (LinUCB,
+`sim.matchmaking`) plug in: it gets the round number, the organisation names, a seeded RNG and
 the history of previous rounds' reports, and returns directed ``(teacher, student)``
 pairs, each organisation at most once per role.
 """
@@ -29,21 +29,17 @@ import torch
 
 from agent.agent import Agent, LearnReport
 from agent.central import consensus_payload
-from agent.data.splits import Suite, build_suite, check_disjoint, pretraining_corpus
-from agent.models.tokenizer import Codec, shared_tokenizer
-from agent.models.zoo import TINY_ZOO, ZOO, ModelSpec, PretrainConfig, load_or_pretrain
+from agent.data.splits import Suite, check_disjoint
+from agent.models.tokenizer import Codec
 from agent.sandbox import Evaluator
-from agent.student import DistillConfig
-from agent.teacher import TeacherConfig
-from agent.training import Budget
-
-Pair = tuple[str, str]
+from agent.world import ExperimentConfig, build_federation_suite, make_agents
+from matchmaker.policies import DirectedPair
 
 
 @dataclass(frozen=True)
-class RoundRecord:
+class RoundOutcome:
     round: int
-    pairs: tuple[Pair, ...]
+    pairs: tuple[DirectedPair, ...]
     gains: dict[str, float]  # student -> validation Pass@1 gain
     test: dict[str, float]  # org -> test Pass@1 after the round
     bundle_sizes: dict[str, int] = field(default_factory=dict)  # student -> entries kept by its teacher
@@ -52,13 +48,13 @@ class RoundRecord:
 
 class PairingFn(Protocol):
     def __call__(
-        self, round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundRecord]
-    ) -> list[Pair]: ...
+        self, round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundOutcome]
+    ) -> list[DirectedPair]: ...
 
 
 def random_pairing(
-    round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundRecord]
-) -> list[Pair]:
+    round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundOutcome]
+) -> list[DirectedPair]:
     """Every organisation is a student of a uniformly random other one (a random derangement)."""
     if len(orgs) < 2:
         return []
@@ -70,8 +66,8 @@ def random_pairing(
 
 
 def round_robin_pairing(
-    round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundRecord]
-) -> list[Pair]:
+    round_idx: int, orgs: Sequence[str], rng: random.Random, history: Sequence[RoundOutcome]
+) -> list[DirectedPair]:
     """Round r: student i learns from organisation (i + 1 + r mod (n - 1)) mod n: a fixed rotation."""
     n = len(orgs)
     if n < 2:
@@ -80,7 +76,7 @@ def round_robin_pairing(
     return [(orgs[(i + shift) % n], orgs[i]) for i in range(n)]
 
 
-def check_pairs(pairs: Sequence[Pair], orgs: Sequence[str]) -> None:
+def check_pairs(pairs: Sequence[DirectedPair], orgs: Sequence[str]) -> None:
     """Directed pairs between known organisations, no self-pairs, at most one per role."""
     known = set(orgs)
     teachers = [t for t, _ in pairs]
@@ -110,141 +106,8 @@ CENTRAL_KD = CentralDistillation()
 Method = PairingFn | CentralDistillation | None
 
 
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """Defaults: the benchmark's full run (6 organisations of the tiny zoo, 20 rounds, 5 seeds).
-
-    The tiny zoo is pretrained long enough (600 steps) and warmed up long enough (120 local
-    steps) that most organisations pass some public tests of their own specialty, so their
-    bundles carry something; the full run then fits in about an hour on a 2-core CPU.
-    """
-
-    n_orgs: int = 6
-    families: tuple[str, ...] = ("llama-t", "gpt2-t", "neox-t")
-    rounds: int = 20
-    warmup_steps: int = 120
-    budget: Budget = field(default_factory=lambda: Budget(steps=15, batch_size=16, lr=5e-3))
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    alpha: float = 0.1
-    train_per_org: int = 160
-    val_per_org: int = 16
-    transfer_per_category: int = 4
-    test_per_category: int = 4
-    corpus_size: int = 3000
-    vocab_size: int = 1024
-    pretrain: PretrainConfig = field(
-        default_factory=lambda: PretrainConfig(steps=600, batch_size=16, lr=3e-3)
-    )
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    workers: int = 1
-    test_every: int = 4  # evaluate the test set every n rounds (and always after the last one)
-
-    def specs(self) -> list[ModelSpec]:
-        table = {**ZOO, **TINY_ZOO}
-        return [table[f] for f in self.families]
-
-
-def small_config(**overrides: Any) -> ExperimentConfig:
-    """The larger `-s` zoo (about 3x the compute of the tiny one per step)."""
-    base: dict[str, Any] = {
-        "n_orgs": 4,
-        "families": ("llama-s", "gpt2-s", "neox-s"),
-        "rounds": 3,
-        "warmup_steps": 40,
-        "budget": Budget(steps=30, batch_size=16, lr=5e-3),
-        "seeds": (0, 1, 2),
-        "transfer_per_category": 8,
-        "test_per_category": 8,
-        "pretrain": PretrainConfig(steps=400, batch_size=16, lr=3e-3),
-        "workers": 2,
-        "test_every": 1,
-    }
-    base.update(overrides)
-    return ExperimentConfig(**base)
-
-
-def tiny_config(**overrides: Any) -> ExperimentConfig:
-    """A seconds-scale configuration for CI smoke tests (its models barely pass anything)."""
-    base: dict[str, Any] = {
-        "n_orgs": 3,
-        "families": ("llama-t", "gpt2-t", "neox-t"),
-        "rounds": 2,
-        "warmup_steps": 4,
-        "budget": Budget(steps=3, batch_size=8, lr=5e-3),
-        "seeds": (0,),
-        "train_per_org": 24,
-        "val_per_org": 8,
-        "transfer_per_category": 2,
-        "test_per_category": 2,
-        "corpus_size": 300,
-        "vocab_size": 512,
-        "pretrain": PretrainConfig(steps=10, batch_size=8, lr=3e-3),
-        "teacher": TeacherConfig(max_new_tokens=24),
-        "test_every": 1,
-    }
-    base.update(overrides)
-    return ExperimentConfig(**base)
-
-
-def config_for_scale(scale: str, **overrides: Any) -> ExperimentConfig:
-    """The configuration a scale name means: ``tiny`` (the benchmark's, the demo's and the org
-    runtime's default), ``small`` (the ``-s`` zoo) or ``smoke`` (CI seconds)."""
-    table: dict[str, Callable[..., ExperimentConfig]] = {
-        "tiny": ExperimentConfig,
-        "small": small_config,
-        "smoke": tiny_config,
-    }
-    if scale not in table:
-        raise ValueError(f"unknown scale {scale!r}: use tiny, small or smoke")
-    return table[scale](**overrides)
-
-
 ProgressFn = Callable[[str, int], None]  # (what, units done) for progress bars
 LogFn = Callable[[str], None]
-
-
-def build_federation_suite(cfg: ExperimentConfig, seed: int) -> Suite:
-    """The federation's data for one seed, sized by `cfg`."""
-    return build_suite(
-        n_orgs=cfg.n_orgs,
-        train_per_org=cfg.train_per_org,
-        val_per_org=cfg.val_per_org,
-        transfer_per_category=cfg.transfer_per_category,
-        test_per_category=cfg.test_per_category,
-        alpha=cfg.alpha,
-        seed=seed,
-    )
-
-
-def build_world(
-    cfg: ExperimentConfig, on_pretrain_step: Callable[[str, int], None] | None = None
-) -> tuple[Codec, dict[str, Any]]:
-    """Shared tokenizer + cached pretrained base model per family (independent of the seed)."""
-    corpus = pretraining_corpus(cfg.corpus_size)
-    codec = shared_tokenizer([p.prompt + p.solution for p in corpus], cfg.vocab_size)
-    bases: dict[str, Any] = {}
-    for spec in cfg.specs():
-        cb = None if on_pretrain_step is None else (lambda n, name=spec.name: on_pretrain_step(name, n))
-        bases[spec.name], _ = load_or_pretrain(spec, codec, corpus, cfg.pretrain, on_step=cb)
-    return codec, bases
-
-
-def make_agents(
-    cfg: ExperimentConfig, suite: Suite, codec: Codec, bases: dict[str, Any], seed: int
-) -> list[Agent]:
-    specs = cfg.specs()
-    return [
-        Agent(
-            org,
-            specs[i % len(specs)],
-            codec,
-            bases[specs[i % len(specs)].name],
-            budget=cfg.budget,
-            seed=seed * 100 + i,
-        )
-        for i, org in enumerate(suite.orgs)
-    ]
 
 
 def run_method(
@@ -256,19 +119,19 @@ def run_method(
     seed: int,
     progress: ProgressFn | None = None,
     log: LogFn | None = None,
-) -> list[RoundRecord]:
+) -> list[RoundOutcome]:
     """Run ``cfg.rounds`` rounds on (already cloned) agents; ``pairing=None`` is local-only."""
     by_name = {a.name: a for a in agents}
     names = [a.name for a in agents]
     rng = random.Random(f"{seed}/pairing")
-    history: list[RoundRecord] = []
+    history: list[RoundOutcome] = []
     bind = getattr(pairing, "bind", None)
     if bind is not None:  # a matchmaker policy: it starts each run from the organizations' profiles
         bind(agents, seed, {a.name: a.validate(evaluator) for a in agents})
     for r in range(cfg.rounds):
         gains: dict[str, float] = {}
         sizes: dict[str, int] = {}
-        pairs: list[Pair] = []
+        pairs: list[DirectedPair] = []
         if isinstance(pairing, CentralDistillation):
             answers = {a.name: a.teach(suite.transfer, evaluator, cfg.teacher) for a in agents}
             consensus = consensus_payload(
@@ -294,7 +157,7 @@ def run_method(
         results = {a.name: a.evaluate(suite.test, evaluator) for a in agents} if tested else {}
         test = {name: res.rate for name, res in results.items()}
         by_category = {name: res.by_category(suite.test) for name, res in results.items()}
-        history.append(RoundRecord(r + 1, tuple(pairs), gains, test, sizes, by_category))
+        history.append(RoundOutcome(r + 1, tuple(pairs), gains, test, sizes, by_category))
         if log is not None:
             mean_gain = statistics.fmean(gains.values()) if gains else 0.0
             log(

@@ -1,51 +1,27 @@
-"""What an organization's runtime asks of its learning side, and a synthetic implementation.
+"""The synthetic learner: an organization of the synthetic federation, behind the runtime's `Learner`.
 
-The runtime handles the chain, the store and sealing; a `Learner` only answers three questions:
-what is my sanitised profile, what do I teach this student, and what did I gain from this bundle.
-`SyntheticLearner` answers them from the synthetic federation of `matchmaker.simulation` (hidden
-skills and a non-linear ground-truth gain), which exercises every mechanism of the market in
-seconds; `agent.org.lora.LoraLearner` answers them with real LoRA training and sandboxed Pass@1.
+Its skills are hidden traits of `sim.synthetic.Federation` (seeded by the organization's index), and
+its gain from a teacher is the federation's non-linear ground truth plus seeded noise. It exercises
+every mechanism of the market (profiles, pairing, sealing, reports, settlement, replay) in seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from exchange.bundles import KnowledgeBundle, TokenizerId
-from exchange.documents import PeftSummary, ProfileDoc
-from matchmaker.policies import PolicyParams
-from matchmaker.simulation import Federation, SimConfig
+from market.bundles import KnowledgeBundle, TokenizerId
+from market.categories import DEFAULT_CATEGORIES
+from market.documents import PeftSummary, ProfileDoc
+from org.errors import OrgValueError
+from org.learners import Learner, LearnResult, register_learner
+from sim.synthetic import Federation, SimConfig
 
 SYNTHETIC_TOKENIZER = TokenizerId("knexa-synthetic", 512, hashlib.sha256(b"knexa-synthetic").hexdigest())
-
-
-@dataclass(frozen=True)
-class LearnResult:
-    """A student's outcome: the validation Pass@1 gain and the adapter it now commits to."""
-
-    gain: float
-    adapter: bytes
-    detail: str = ""
-
-
-class Learner(Protocol):
-    def profile(self) -> ProfileDoc:
-        """The organization's current sanitised profile."""
-        ...
-
-    def teach(self, round_id: int, teacher: str, student: str) -> KnowledgeBundle:
-        """A knowledge bundle for `student` on the public transfer set."""
-        ...
-
-    def learn(self, bundle: KnowledgeBundle, teacher_name: str) -> LearnResult:
-        """Distil `bundle` (already verified and opened), evaluate, and report."""
-        ...
 
 
 def synthetic_profile(federation: Federation, sim_id: str) -> ProfileDoc:
@@ -69,7 +45,7 @@ def synthetic_profile(federation: Federation, sim_id: str) -> ProfileDoc:
 def synthetic_index(name: str) -> int:
     """The simulated organization a name stands for (`org-00003` -> 3)."""
     if not name.startswith("org-") or not name[4:].isdigit():
-        raise ValueError(f"a synthetic organization is named org-NNNNN, not {name!r}")
+        raise OrgValueError(f"a synthetic organization is named org-NNNNN, not {name!r}")
     return int(name[4:])
 
 
@@ -91,7 +67,7 @@ class SyntheticLearner:
         if current is None or index >= len(current.orgs):
             size = max(2, index + 1)
             current = Federation(
-                SimConfig(n_orgs=size, rounds=0, seed=self.seed, categories=PolicyParams().categories)
+                SimConfig(n_orgs=size, rounds=0, seed=self.seed, categories=DEFAULT_CATEGORIES)
             )
         return current
 
@@ -122,4 +98,10 @@ class SyntheticLearner:
         return LearnResult(gain, adapter, f"synthetic gain from {teacher_name}")
 
 
-LearnerFactory = Callable[[str], Learner]
+def _build_synthetic(name: str, home: Path, settings: dict[str, Any]) -> Learner:
+    return SyntheticLearner(name, int(settings.get("seed", 0)))
+
+
+def register() -> None:
+    """Register the `synthetic` learner kind with the organization runtime."""
+    register_learner("synthetic", _build_synthetic)

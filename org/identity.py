@@ -26,6 +26,8 @@ from coincurve import PrivateKey
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from clikit.defaults import DEFAULT_MANIFEST, DEFAULT_RPC_URL, DEFAULT_STATE_DIR, DEFAULT_STORE
+
 PASSWORD_ENV = "KNEXA_PASSWORD"
 KDF_ITERATIONS = 2**15  # scrypt n: ~0.4 s to unlock here; raise it for long-lived production keys
 
@@ -39,9 +41,9 @@ class OrgConfig:
     """Where the organization's chain and store are, and how it learns."""
 
     name: str
-    rpc_url: str = "http://127.0.0.1:8545"
-    manifest: str = ".knexa/deployment.json"
-    store: str = ".knexa/store"
+    rpc_url: str = DEFAULT_RPC_URL
+    manifest: str = str(DEFAULT_MANIFEST)
+    store: str = DEFAULT_STORE
     learner: dict[str, Any] = field(default_factory=lambda: {"kind": "synthetic", "seed": 0})
     poll_seconds: float = 1.0
 
@@ -75,7 +77,7 @@ class OrgIdentity:
 
 
 def default_home(name: str) -> Path:
-    root = Path(os.environ.get("KNEXA_HOME", ".knexa"))
+    root = Path(os.environ.get("KNEXA_HOME", str(DEFAULT_STATE_DIR)))
     return root / "orgs" / name
 
 

@@ -2,7 +2,9 @@
 
 The chain is the judge of what was done (a bundle published, a gain reported); this file keeps
 what the chain cannot: work products made but not yet sent (a measured gain and the adapter
-commitment), and how far the event log was read. Writes are atomic (temp file + rename).
+commitment). It is keyed by the chain it belongs to (`chain`: chain id, market address, deployment
+block hash), so a reset and redeployed chain never sees another chain's results. Writes are atomic
+(temp file + rename).
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ class PendingReport:
 
 @dataclass
 class RuntimeState:
-    last_block: int = -1
     reports: dict[str, PendingReport] = field(default_factory=dict)  # round id (text) -> result
     profile_round: int = 0  # the last round after which the profile was refreshed
     rejected: dict[str, str] = field(default_factory=dict)  # round id -> why its bundle was refused
     nothing_to_teach: list[str] = field(default_factory=list)  # "round:student" the learner had nothing for
+    neutral: dict[str, str] = field(default_factory=dict)  # round id -> why a neutral gain was reported
+    chain: dict[str, Any] | None = None  # the `market.follower.ChainKey` all of the above belongs to
 
     @classmethod
     def load(cls, path: Path) -> RuntimeState:
@@ -39,11 +42,12 @@ class RuntimeState:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         reports = {key: PendingReport(**value) for key, value in data.get("reports", {}).items()}
         return cls(
-            last_block=int(data.get("last_block", -1)),
             reports=reports,
             profile_round=int(data.get("profile_round", 0)),
             rejected=dict(data.get("rejected", {})),
             nothing_to_teach=list(data.get("nothing_to_teach", [])),
+            neutral=dict(data.get("neutral", {})),
+            chain=data.get("chain"),
         )
 
     def save(self, path: Path) -> None:

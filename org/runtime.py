@@ -8,7 +8,9 @@ same ledger the matchmaker and auditors use, and does what is due in the open ro
 - as a student whose bundle is on chain and whose gain is not: fetch it, check it (CID, recipient,
   signer = the on-chain teacher, content), distil, evaluate, and `reportGain` with the CID of the
   adapter commitment. A bundle that fails any check is refused: the student reports the worst gain
-  (-1) with the CID of a public note saying why, so the round goes on and the record shows it;
+  (-1) with the CID of a public note saying why, so the round goes on and the record shows it. A
+  bundle the store does not deliver is retried until shortly before the deadline, then reported
+  neutrally (see `org.fetching`): a participant is never punished for someone else's fault;
 - after a round it took part in is finalized: publish a refreshed profile (`updateProfile`).
 
 Idempotent by construction: the chain says what is already done, and the contract refuses
@@ -18,7 +20,6 @@ reporting does not learn twice.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,17 +28,31 @@ from pathlib import Path
 
 from coincurve import PrivateKey
 
-from agent.org.learners import Learner
-from agent.org.state import PendingReport, RuntimeState
+from agent.errors import AgentError
 from chain.client import MarketClient
 from chain.errors import ContractReverted
 from chain.units import to_wad
+from exchange.cid import cid_binary, cid_text
 from exchange.errors import ExchangeError
 from exchange.local import LocalStore
-from exchange.sealing import open_knowledge, publish_sealed
 from exchange.store import ContentStore
-from matchmaker.ledger import Ledger, LedgerFollower, OrgStatus, PairRecord, RoundRecord
-from matchmaker.runner import cid_binary, cid_text
+from market.errors import MarketError
+from market.follower import ChainKey, EventCache, chain_key
+from market.ledger import Ledger, LedgerFollower, LedgerPair, LedgerRound, OrganizationStatus
+from market.sealing import open_knowledge, publish_sealed
+from org.errors import LearnerRefusedError, OrgValueError
+from org.fetching import (
+    DEFAULT_GIVE_UP_BLOCKS,
+    LEARNER_FAILURE_NOTE,
+    NEUTRAL_GAIN,
+    REJECTION_NOTE,
+    UNAVAILABLE_NOTE,
+    is_delivery_failure,
+    keep_waiting,
+    note,
+)
+from org.learners import Learner
+from org.state import PendingReport, RuntimeState
 
 log = logging.getLogger("knexa.org")
 REJECTED_GAIN = -1.0
@@ -47,7 +62,7 @@ REJECTED_GAIN = -1.0
 class Action:
     """One thing the runtime did (for logs, `--json` output and tests)."""
 
-    kind: str  # published | reported | rejected | profile | finalized-seen
+    kind: str  # published | reported | rejected | unavailable | learner-failure | waiting | profile | ...
     round_id: int
     detail: str
 
@@ -66,9 +81,10 @@ class OrgRuntime:
         learner: Learner,
         home: Path,
         from_block: int,
+        give_up_blocks: int = DEFAULT_GIVE_UP_BLOCKS,
     ) -> None:
         if market.account is None:
-            raise ValueError("the runtime needs the organization's account")
+            raise OrgValueError("the runtime needs the organization's account")
         self.market = market
         self.store = store
         self.encryption_key = encryption_key
@@ -78,15 +94,36 @@ class OrgRuntime:
         self.state_path = home / "state.json"
         self.state = RuntimeState.load(self.state_path)
         self.from_block = from_block
-        self._follower = LedgerFollower(market, from_block)
+        self.give_up_blocks = give_up_blocks
+        self._waiting: set[str] = set()  # rounds whose bundle the store has not delivered yet (logged once)
+        self._follower = LedgerFollower(market, from_block, EventCache(home / "events.jsonl"))
+        self._adopt(chain_key(market, from_block))
 
     @property
     def address(self) -> str:
         assert self.market.account is not None
         return str(self.market.account.address)
 
+    def _adopt(self, key: ChainKey) -> None:
+        """Keep `state.json` only if it belongs to the chain `key`; else start clean (said once)."""
+        if ChainKey.from_json(self.state.chain) == key:
+            return
+        if self.state != RuntimeState():
+            log.warning(
+                "state.json belongs to another chain (%s), not %s: a reset or redeploy; starting clean",
+                self.state.chain or "no chain key",
+                key.to_json(),
+            )
+        self.state = RuntimeState(chain=key.to_json())
+        self._waiting.clear()
+        self._save()
+
     def _sync(self) -> Ledger:
-        return self._follower.sync()[0]
+        resets = self._follower.resets
+        ledger = self._follower.sync()[0]
+        if self._follower.resets != resets:  # the follower started clean: so does the local state
+            self._adopt(chain_key(self.market, self.from_block))
+        return ledger
 
     def _save(self) -> None:
         self.state.save(self.state_path)
@@ -107,11 +144,10 @@ class OrgRuntime:
                 if pair.student == self.address and pair.bundle_cid is not None and pair.gain is None:
                     actions += self._in_time(open_round, partial(self._learn, ledger, open_round, pair))
         actions += self._refresh_profile(ledger)
-        self.state.last_block = ledger.last_block
         self._save()
         return actions
 
-    def _in_time(self, round_record: RoundRecord, act: Callable[[], list[Action]]) -> list[Action]:
+    def _in_time(self, round_record: LedgerRound, act: Callable[[], list[Action]]) -> list[Action]:
         """Run a teach/learn step; if the round closed while it worked (the learner was slower than
         the deadline), say so and go on: the market treats it as a no-show, the agent keeps running."""
         try:
@@ -122,14 +158,14 @@ class OrgRuntime:
             log.warning("round %d closed before this organization finished: %s", round_record.round_id, error)
             return [Action("missed", round_record.round_id, f"the round closed first ({error.name})")]
 
-    def _teach(self, ledger: Ledger, round_record: RoundRecord, pair: PairRecord) -> list[Action]:
+    def _teach(self, ledger: Ledger, round_record: LedgerRound, pair: LedgerPair) -> list[Action]:
         student = ledger.organizations[pair.student]
         key = f"{round_record.round_id}:{pair.student}"
         if key in self.state.nothing_to_teach:
             return []
         try:
             bundle = self.learner.teach(round_record.round_id, self.address, pair.student)
-        except ValueError as error:
+        except LearnerRefusedError as error:
             # Nothing worth sending (e.g. no completion passes the public tests): publish nothing
             # rather than noise; the market counts it as a no-show.
             self.state.nothing_to_teach.append(key)
@@ -151,7 +187,20 @@ class OrgRuntime:
         log.info("round %d: published bundle %s for %s", round_record.round_id, cid, pair.student)
         return [Action("published", round_record.round_id, f"bundle {cid} for {student.name}")]
 
-    def _learn(self, ledger: Ledger, round_record: RoundRecord, pair: PairRecord) -> list[Action]:
+    def _reject(self, round_id: int, teacher: str, teacher_name: str, error: Exception) -> PendingReport:
+        """Record a typed rejection of a bundle (a public note, reported with the rejection gain)."""
+        self.state.rejected[str(round_id)] = str(error)
+        log.warning("round %d: refused the bundle of %s: %s", round_id, teacher_name, error)
+        cid = self.store.put(note(REJECTION_NOTE, round_id, teacher, error))
+        return PendingReport(teacher, REJECTED_GAIN, cid, str(error))
+
+    def _neutral(self, kind: str, round_id: int, teacher: str, error: Exception) -> PendingReport:
+        """Record an outcome that is no evidence against the teacher (reported with gain 0)."""
+        self.state.neutral[str(round_id)] = f"{kind}: {error}"
+        cid = self.store.put(note(kind, round_id, teacher, error))
+        return PendingReport(teacher, NEUTRAL_GAIN, cid, f"{kind}: {error}")
+
+    def _learn(self, ledger: Ledger, round_record: LedgerRound, pair: LedgerPair) -> list[Action]:
         key = str(round_record.round_id)
         pending = self.state.reports.get(key)
         kind = "reported"
@@ -168,26 +217,33 @@ class OrgRuntime:
                     round_record.round_id,
                     self.address,
                 )
-            except (ExchangeError, ValueError) as error:
-                note = json.dumps(
-                    {
-                        "kind": "knexa.rejection",
-                        "round": round_record.round_id,
-                        "teacher": pair.teacher,
-                        "reason": f"{type(error).__name__}: {error}",
-                    },
-                    sort_keys=True,
-                ).encode()
-                pending = PendingReport(pair.teacher, REJECTED_GAIN, self.store.put(note), str(error))
-                self.state.rejected[key] = str(error)
-                kind = "rejected"
-                log.warning(
-                    "round %d: refused the bundle of %s: %s", round_record.round_id, teacher.name, error
-                )
+            except (ExchangeError, MarketError) as error:
+                if not is_delivery_failure(error):
+                    pending = self._reject(round_record.round_id, pair.teacher, teacher.name, error)
+                    kind = "rejected"
+                elif keep_waiting(ledger.last_block, round_record.deadline_block, self.give_up_blocks):
+                    if key not in self._waiting:
+                        self._waiting.add(key)
+                        log.warning("round %s: the store has not delivered the bundle yet: %s", key, error)
+                    return [Action("waiting", round_record.round_id, f"bundle not delivered yet: {error}")]
+                else:
+                    log.warning("round %s: the bundle never arrived; reporting neutrally: %s", key, error)
+                    pending = self._neutral(UNAVAILABLE_NOTE, round_record.round_id, pair.teacher, error)
+                    kind = "unavailable"
             else:
-                result = self.learner.learn(bundle, teacher.name)
-                adapter_cid = self.private.put(result.adapter)
-                pending = PendingReport(pair.teacher, result.gain, adapter_cid, result.detail)
+                try:
+                    result = self.learner.learn(bundle, teacher.name)
+                except (LearnerRefusedError, AgentError, MarketError, ExchangeError) as error:
+                    # typed: the learner found the bundle unusable
+                    pending = self._reject(round_record.round_id, pair.teacher, teacher.name, error)
+                    kind = "rejected"
+                except Exception as error:  # never crash-loop; this is no evidence against the teacher
+                    log.exception("round %s: the learner failed on the bundle of %s", key, teacher.name)
+                    pending = self._neutral(LEARNER_FAILURE_NOTE, round_record.round_id, pair.teacher, error)
+                    kind = "learner-failure"
+                else:
+                    adapter_cid = self.private.put(result.adapter)
+                    pending = PendingReport(pair.teacher, result.gain, adapter_cid, result.detail)
             self.state.reports[key] = pending
             self._save()  # learnt once: a crash from here on resends, never relearns
         try:
@@ -200,6 +256,8 @@ class OrgRuntime:
         detail = f"gain {pending.gain:+.4f} from {ledger.organizations[pair.teacher].name}"
         if kind == "rejected":
             detail = f"refused the bundle of {ledger.organizations[pair.teacher].name}: {pending.note}"
+        elif kind != "reported":
+            detail = f"neutral report for {ledger.organizations[pair.teacher].name}: {pending.note}"
         return [Action(kind, round_record.round_id, detail)]
 
     def _refresh_profile(self, ledger: Ledger) -> list[Action]:
@@ -213,7 +271,7 @@ class OrgRuntime:
             return []
         latest = max(finished)
         me = ledger.organizations.get(self.address)
-        if me is None or me.status is not OrgStatus.ACTIVE:
+        if me is None or me.status is not OrganizationStatus.ACTIVE:
             self.state.profile_round = latest
             return []
         cid = self.store.put(self.learner.profile().to_bytes())

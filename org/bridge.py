@@ -1,7 +1,7 @@
 """The one place where the learning core's bundle payload meets the exchange's wire format.
 
 `BundlePayload` (agent.payload) is what the teacher produces and the student distils;
-`KnowledgeBundle` (exchange.bundles) is what is sealed, stored and verified. Prompts do not travel:
+`KnowledgeBundle` (market.bundles) is what is sealed, stored and verified. Prompts do not travel:
 the transfer set is public, so a bundle names prompts by id and the student looks them up, refusing
 ids it does not know.
 """
@@ -15,7 +15,7 @@ import numpy as np
 
 from agent.data.splits import TransferItem
 from agent.payload import BundleEntry, BundlePayload, PayloadError
-from exchange.bundles import KnowledgeBundle, TokenizerId, TopK
+from market.bundles import KnowledgeBundle, TokenizerId, TopK
 
 
 def tokenizer_id(identity: str, vocab_size: int) -> TokenizerId:

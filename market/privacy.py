@@ -1,9 +1,4 @@
-"""What the matchmaker may know about an organization, and how agents release it privately.
-
-`OrgFeatures` is the *only* thing the matchmaker learns about an organization: the model family
-and a coarse size bucket, the LoRA rank, the recent validation Pass@1 and its change, a
-differentially private histogram of the organization's problem categories, and the reputation
-and credits that the chain holds. No raw data, no weights, no per-problem information.
+"""The client-side release of an organization's category histogram under differential privacy.
 
 Differential privacy of the category histogram
 ----------------------------------------------
@@ -35,36 +30,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import log_ndtr, ndtr
 
+from market.categories import DEFAULT_CATEGORIES, check_categories
+from market.checks import check_int, check_real
+from market.errors import MarketValueError, PrivacyBudgetExceededError
+
 Mechanism = Literal["laplace", "gaussian"]
 Adjacency = Literal["add_remove", "replace"]
 
-#: The default, fixed and ordered list of problem categories (code-generation tasks).
-DEFAULT_CATEGORIES: tuple[str, ...] = (
-    # Also the categories of the agents' code suite: agent.data.templates.CATEGORIES is this tuple.
-    "strings",
-    "arithmetic",
-    "lists",
-    "dicts",
-    "conditionals",
-    "loops",
-    "recursion",
-    "sorting",
-)
-
-PROFILE_SCHEMA = "knexa.profile.v1"
-_MAX_FAMILY_LEN = 64
-_HIST_SUM_TOL = 1e-6
-
-
-class PrivacyBudgetExceededError(ValueError):
-    """A release would spend more privacy budget than the accountant allows."""
+__all__ = [
+    "HistogramRelease",
+    "PrivacyAccountant",
+    "PrivacyBudgetExceededError",
+    "release_histogram",
+    "size_bucket_of",
+]
 
 
 def size_bucket_of(n_params: int) -> int:
@@ -73,129 +59,24 @@ def size_bucket_of(n_params: int) -> int:
     Buckets are integers so that the pair context's log size ratio ``(b_t - b_s) * ln 2`` is exact.
     """
     if isinstance(n_params, bool) or not isinstance(n_params, int) or n_params <= 0:
-        raise ValueError(f"n_params must be a positive int, got {n_params!r}")
+        raise MarketValueError(f"n_params must be a positive int, got {n_params!r}")
     return round(math.log2(n_params / 1e8))
-
-
-def _check_real(name: str, value: object, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or not lo <= v <= hi:
-        raise ValueError(f"{name} must be finite and within [{lo}, {hi}], got {value!r}")
-    return v
-
-
-def _check_int(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an int within [{lo}, {hi}], got {value!r}")
-    return value
-
-
-def check_categories(categories: Sequence[str]) -> tuple[str, ...]:
-    """Validate an ordered list of category names (non-empty, unique, non-empty strings)."""
-    cats = tuple(categories)
-    if not cats:
-        raise ValueError("categories must not be empty")
-    if any(not isinstance(c, str) or not c for c in cats):
-        raise ValueError("every category must be a non-empty string")
-    if len(set(cats)) != len(cats):
-        raise ValueError("categories must be unique")
-    return cats
-
-
-@dataclass(frozen=True)
-class OrgFeatures:
-    """The sanitised profile of one organization, as the matchmaker sees it.
-
-    ``category_hist`` is aligned with ``categories`` and sums to 1 (it is the DP-released,
-    post-processed histogram). ``reputation`` (in [0, 1]) and ``credits`` (>= 0) come from the
-    chain, not from the organization. Construction validates every field and raises
-    ``ValueError`` with the offending field's name.
-    """
-
-    family: str
-    size_bucket: int
-    lora_rank: int
-    pass1: float
-    pass1_delta: float
-    categories: tuple[str, ...]
-    category_hist: tuple[float, ...]
-    reputation: float = 0.5
-    credits: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.family, str) or not 0 < len(self.family) <= _MAX_FAMILY_LEN:
-            raise ValueError(f"family must be a non-empty string of at most {_MAX_FAMILY_LEN} characters")
-        _check_int("size_bucket", self.size_bucket, -16, 32)
-        _check_int("lora_rank", self.lora_rank, 1, 65536)
-        object.__setattr__(self, "pass1", _check_real("pass1", self.pass1, 0.0, 1.0))
-        object.__setattr__(self, "pass1_delta", _check_real("pass1_delta", self.pass1_delta, -1.0, 1.0))
-        object.__setattr__(self, "categories", check_categories(self.categories))
-        hist = tuple(_check_real("category_hist entry", h, 0.0, 1.0) for h in self.category_hist)
-        if len(hist) != len(self.categories):
-            raise ValueError(f"category_hist has {len(hist)} entries for {len(self.categories)} categories")
-        if abs(math.fsum(hist) - 1.0) > _HIST_SUM_TOL:
-            raise ValueError(f"category_hist must sum to 1, sums to {math.fsum(hist)!r}")
-        object.__setattr__(self, "category_hist", hist)
-        object.__setattr__(self, "reputation", _check_real("reputation", self.reputation, 0.0, 1.0))
-        object.__setattr__(self, "credits", _check_real("credits", self.credits, 0.0, math.inf))
-
-    def with_chain(self, reputation: float, credits: float) -> OrgFeatures:
-        """The same profile with reputation and credits as read from the chain."""
-        return replace(self, reputation=reputation, credits=credits)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (floats round-trip exactly through ``json``)."""
-        d = asdict(self)
-        d["categories"] = list(self.categories)
-        d["category_hist"] = list(self.category_hist)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> OrgFeatures:
-        """Strict inverse of `to_dict`: unknown or missing keys are errors."""
-        expected = set(cls.__dataclass_fields__)
-        keys = set(data)
-        if keys != expected:
-            raise ValueError(
-                f"OrgFeatures keys differ: missing {sorted(expected - keys)}, "
-                f"unknown {sorted(keys - expected)}"
-            )
-        cats = data["categories"]
-        hist = data["category_hist"]
-        if not isinstance(cats, (list, tuple)) or not isinstance(hist, (list, tuple)):
-            raise ValueError("categories and category_hist must be lists")
-        return cls(
-            family=data["family"],
-            size_bucket=data["size_bucket"],
-            lora_rank=data["lora_rank"],
-            pass1=data["pass1"],
-            pass1_delta=data["pass1_delta"],
-            categories=tuple(cats),
-            category_hist=tuple(hist),
-            reputation=data["reputation"],
-            credits=data["credits"],
-        )
-
-
-# --------------------------------------------------------------------------- DP mechanisms
 
 
 def sensitivities(max_labels_per_record: int = 1, adjacency: Adjacency = "add_remove") -> tuple[float, float]:
     """(L1, L2) sensitivity of a category-count vector; see the module docstring."""
-    m = _check_int("max_labels_per_record", max_labels_per_record, 1, 1 << 20)
+    m = check_int("max_labels_per_record", max_labels_per_record, 1, 1 << 20)
     if adjacency == "add_remove":
         return float(m), math.sqrt(m)
     if adjacency == "replace":
         return float(2 * m), math.sqrt(2 * m)
-    raise ValueError(f"unknown adjacency {adjacency!r}")
+    raise MarketValueError(f"unknown adjacency {adjacency!r}")
 
 
 def laplace_scale(epsilon: float, l1_sensitivity: float) -> float:
     """Scale ``b = Delta_1 / epsilon`` of the Laplace mechanism; the noise std is ``sqrt(2) * b``."""
-    _check_real("epsilon", epsilon, 1e-12, math.inf)
-    _check_real("l1_sensitivity", l1_sensitivity, 1e-12, math.inf)
+    check_real("epsilon", epsilon, 1e-12, math.inf)
+    check_real("l1_sensitivity", l1_sensitivity, 1e-12, math.inf)
     return l1_sensitivity / epsilon
 
 
@@ -217,9 +98,9 @@ def gaussian_sigma(epsilon: float, delta: float, l2_sensitivity: float) -> float
     Found by bisection on the exact privacy profile, which is decreasing in ``sigma``; the
     returned value is the upper end of the final bracket, so the guarantee always holds.
     """
-    _check_real("epsilon", epsilon, 1e-12, math.inf)
-    _check_real("delta", delta, 1e-300, 1.0 - 1e-12)
-    _check_real("l2_sensitivity", l2_sensitivity, 1e-12, math.inf)
+    check_real("epsilon", epsilon, 1e-12, math.inf)
+    check_real("delta", delta, 1e-300, 1.0 - 1e-12)
+    check_real("l2_sensitivity", l2_sensitivity, 1e-12, math.inf)
     lo, hi = l2_sensitivity * 1e-6, l2_sensitivity
     while _gaussian_delta(hi, epsilon, l2_sensitivity) > delta:
         lo, hi = hi, hi * 2.0
@@ -310,15 +191,15 @@ def _counts_vector(
     if isinstance(counts, Mapping):
         unknown = set(counts) - set(categories)
         if unknown:
-            raise ValueError(f"counts for unknown categories: {sorted(unknown)}")
+            raise MarketValueError(f"counts for unknown categories: {sorted(unknown)}")
         values = [counts.get(c, 0) for c in categories]
     else:
         values = list(counts)
         if len(values) != len(categories):
-            raise ValueError(f"{len(values)} counts for {len(categories)} categories")
+            raise MarketValueError(f"{len(values)} counts for {len(categories)} categories")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"counts must be non-negative integers, got {v!r}")
+            raise MarketValueError(f"counts must be non-negative integers, got {v!r}")
     return np.asarray(values, dtype=np.float64)
 
 
@@ -328,11 +209,11 @@ def noise_scale(
     """Laplace scale ``b`` or Gaussian ``sigma`` for the given privacy parameters."""
     if mechanism == "laplace":
         if delta != 0.0:
-            raise ValueError("the Laplace mechanism is (epsilon, 0)-DP: delta must be 0")
+            raise MarketValueError("the Laplace mechanism is (epsilon, 0)-DP: delta must be 0")
         return laplace_scale(epsilon, l1_sensitivity)
     if mechanism == "gaussian":
         return gaussian_sigma(epsilon, delta, l2_sensitivity)
-    raise ValueError(f"unknown mechanism {mechanism!r}")
+    raise MarketValueError(f"unknown mechanism {mechanism!r}")
 
 
 def noisy_counts(
@@ -391,44 +272,3 @@ def release_histogram(
         delta_spent_total=accountant.delta_spent,
         releases_total=accountant.releases,
     )
-
-
-# --------------------------------------------------------------------------- profile documents
-
-
-def make_profile_doc(
-    *,
-    family: str,
-    size_bucket: int,
-    lora_rank: int,
-    pass1: float,
-    pass1_delta: float,
-    release: HistogramRelease,
-) -> dict[str, Any]:
-    """The JSON document an agent publishes (content-addressed): sanitised features + DP accounting.
-
-    Reputation and credits are deliberately absent: they are read from the chain.
-    """
-    features = OrgFeatures(
-        family=family,
-        size_bucket=size_bucket,
-        lora_rank=lora_rank,
-        pass1=pass1,
-        pass1_delta=pass1_delta,
-        categories=release.categories,
-        category_hist=release.histogram,
-    )
-    d = features.to_dict()
-    del d["reputation"], d["credits"]
-    return {"schema": PROFILE_SCHEMA, **d, "dp": release.dp_record()}
-
-
-def features_from_profile_doc(doc: Mapping[str, Any], *, reputation: float, credits: float) -> OrgFeatures:
-    """Validate a profile document and join it with the chain's reputation and credits."""
-    if not isinstance(doc, Mapping) or doc.get("schema") != PROFILE_SCHEMA:
-        raise ValueError(f"not a {PROFILE_SCHEMA} document")
-    dp = doc.get("dp")
-    if not isinstance(dp, Mapping) or dp.get("mechanism") not in ("laplace", "gaussian"):
-        raise ValueError("profile document lacks a valid 'dp' record")
-    fields = {k: v for k, v in doc.items() if k not in ("schema", "dp")}
-    return OrgFeatures.from_dict({**fields, "reputation": reputation, "credits": credits})

@@ -37,16 +37,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from market.categories import DEFAULT_CATEGORIES, check_categories
+from market.privacy import Mechanism, PrivacyAccountant, release_histogram
+from matchmaker.features import OrgFeatures
 from matchmaker.matching import match
-from matchmaker.policies import Pair, Policy, PolicyParams, make_policy, rng_for_round
-from matchmaker.profiles import (
-    DEFAULT_CATEGORIES,
-    Mechanism,
-    OrgFeatures,
-    PrivacyAccountant,
-    check_categories,
-    release_histogram,
-)
+from matchmaker.policies import DirectedPair, Policy, PolicyParams, make_policy, rng_for_round
 
 FloatArray = NDArray[np.float64]
 _ORG_STREAM, _CHURN_STREAM, _REPORT_STREAM = 7, 11, 13
@@ -193,8 +188,8 @@ class Federation:
         return gain
 
     def report(
-        self, round: int, org_ids: tuple[str, ...], pairs: tuple[Pair, ...]
-    ) -> dict[Pair, float | None]:
+        self, round: int, org_ids: tuple[str, ...], pairs: tuple[DirectedPair, ...]
+    ) -> dict[DirectedPair, float | None]:
         """Noisy reported gains for ``pairs`` (``None`` = missing report)."""
         n = len(org_ids)
         rng = np.random.default_rng([self.config.seed, _REPORT_STREAM, round])
@@ -202,7 +197,7 @@ class Federation:
         lost = rng.random((n, n)) < self.config.p_missing
         pos = {oid: i for i, oid in enumerate(org_ids)}
         gain = self.true_gain_matrix(org_ids)
-        out: dict[Pair, float | None] = {}
+        out: dict[DirectedPair, float | None] = {}
         for t, s in pairs:
             i, j = pos[t], pos[s]
             out[(t, s)] = None if lost[i, j] else float(gain[i, j] + noise[i, j])

@@ -1,0 +1,1 @@
+"""Simulations: the synthetic federation and learner, the federation experiment, fan-out (Ray)."""
