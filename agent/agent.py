@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from peft import LoraConfig
@@ -19,6 +19,7 @@ from transformers import PreTrainedModel
 from agent.data.problems import Problem
 from agent.data.splits import OrgData, TransferItem
 from agent.evaluate import PassAt1, pass_at_1
+from agent.generation import completion_nll
 from agent.models.tokenizer import Codec
 from agent.models.zoo import ModelSpec, attach_lora
 from agent.payload import BundlePayload
@@ -36,10 +37,18 @@ class LearnReport:
     val_before: float
     val_after: float
     losses: list[float] = field(default_factory=list)
+    nll_before: float = float("nan")  # mean per-token NLL of the validation references
+    nll_after: float = float("nan")
 
     @property
     def gain(self) -> float:
+        """The validation Pass@1 gain."""
         return self.val_after - self.val_before
+
+    @property
+    def loss_reduction(self) -> float:
+        """``L_pre - L_post`` of the paper's Eq. 3 (positive when the round helped)."""
+        return self.nll_before - self.nll_after
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class Agent:
         *,
         budget: Budget,
         seed: int,
+        logit_noise: float = 0.0,
     ) -> None:
         self.org = org
         self.spec = spec
@@ -72,8 +82,11 @@ class Agent:
         self.model = attach_lora(copy.deepcopy(base), spec, seed)
         self.optimizer = make_optimizer(self.model, budget.lr)
         self.train_examples = [encode_example(codec, p.prompt, p.solution, spec.max_len) for p in org.train]
+        self.val_examples = [encode_example(codec, p.prompt, p.solution, spec.max_len) for p in org.val]
+        self.logit_noise = logit_noise  # > 0 for a low-quality participant's noisy bundles
         self.steps_done = 0
         self._val_cache: tuple[int, float] | None = None  # (steps_done, Pass@1) of the last validation
+        self._nll_cache: tuple[int, float] | None = None  # (steps_done, NLL) of the last one
 
     @property
     def name(self) -> str:
@@ -99,7 +112,18 @@ class Agent:
     def teach(
         self, transfer: Sequence[TransferItem], evaluator: Evaluator, cfg: TeacherConfig | None = None
     ) -> BundlePayload:
+        cfg = cfg or TeacherConfig()
+        if self.logit_noise > 0:
+            cfg = replace(cfg, logit_noise=self.logit_noise)
         return make_bundle(self.model, self.codec, self.name, transfer, evaluator, cfg)
+
+    def val_nll(self) -> float:
+        """Mean per-token NLL of the private validation reference solutions (cached per state)."""
+        if self._nll_cache is not None and self._nll_cache[0] == self.steps_done:
+            return self._nll_cache[1]
+        nll = completion_nll(self.model, self.val_examples, self.codec.pad_id)
+        self._nll_cache = (self.steps_done, nll)
+        return nll
 
     def validate(self, evaluator: Evaluator) -> float:
         """Validation Pass@1, measured once per model state (greedy decoding makes it a function
@@ -120,9 +144,12 @@ class Agent:
         cfg: DistillConfig | None = None,
         *,
         val_before: float | None = None,
+        pass1: bool = True,
     ) -> LearnReport:
-        """Distil ``payload`` for one round's budget; report validation Pass@1 before and after."""
-        before = self.validate(evaluator) if val_before is None else val_before
+        """Distil ``payload`` for one round's budget; report validation Pass@1 (unless ``pass1`` is
+        false: NaN, which saves two decodes of the validation set) and NLL before and after."""
+        nll_before = self.val_nll()
+        before = (self.validate(evaluator) if val_before is None else val_before) if pass1 else float("nan")
         stats = distil(
             self.model,
             self.codec,
@@ -136,8 +163,17 @@ class Agent:
             max_len=self.spec.max_len,
         )
         self.steps_done += self.budget.steps
-        after = self.validate(evaluator)
-        return LearnReport(payload.teacher, stats.mode, stats.bundle_examples, before, after, stats.losses)
+        after = self.validate(evaluator) if pass1 else float("nan")
+        return LearnReport(
+            payload.teacher,
+            stats.mode,
+            stats.bundle_examples,
+            before,
+            after,
+            stats.losses,
+            nll_before,
+            self.val_nll(),
+        )
 
     def adapter_config(self) -> AdapterConfig:
         """The LoRA adapter's configuration as peft itself holds it (never retyped from the spec)."""
@@ -164,6 +200,7 @@ class Agent:
             raise ValueError(f"the adapter does not fit this model: {unknown[:2]}")
         self.model.load_state_dict(weights, strict=False)
         self._val_cache = None
+        self._nll_cache = None
 
     def clone(self) -> Agent:
         """An independent copy (adapter, optimizer state, counters) for branching experiments."""

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from agent.models.tokenizer import Codec
+from agent.training import IGNORE, Example, collate
 
 
 def extract_body(text: str) -> str:
@@ -67,11 +68,16 @@ def topk_logprobs(
     completion: str,
     k: int,
     max_len: int = 160,
+    *,
+    noise: float = 0.0,
+    noise_seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Teacher-forced top-k over the completion tokens (and the closing EOS).
 
     Returns ``(token_ids[L], topk_ids[L, k], topk_logprobs[L, k])`` where row ``i`` is the
     model's distribution for completion token ``i`` given the prompt and tokens ``< i``.
+    ``noise`` > 0 adds seeded Gaussian noise of that std to the logits first (a low-quality
+    teacher's noisier distributions).
     """
     p = codec.encode(prompt)
     c = [*codec.encode(completion), codec.eos_id]
@@ -79,11 +85,37 @@ def topk_logprobs(
     n_c = len(ids) - len(p)
     if n_c <= 0:
         raise ValueError("prompt fills the whole context; nothing to score")
-    logits = model(input_ids=torch.tensor([ids])).logits[0]
-    logp = torch.log_softmax(logits[len(p) - 1 : len(ids) - 1].float(), dim=-1)
+    logits = model(input_ids=torch.tensor([ids])).logits[0][len(p) - 1 : len(ids) - 1].float()
+    if noise > 0:
+        gen = torch.Generator().manual_seed(noise_seed)
+        logits = logits + noise * torch.randn(logits.shape, generator=gen)
+    logp = torch.log_softmax(logits, dim=-1)
     vals, idx = torch.topk(logp, k, dim=-1)
     return (
         np.asarray(ids[len(p) :], dtype=np.int32),
         idx.numpy().astype(np.int32),
         vals.numpy().astype(np.float32),
     )
+
+
+@torch.no_grad()
+def completion_nll(model: nn.Module, examples: Sequence[Example], pad_id: int, batch_size: int = 32) -> float:
+    """Mean per-token NLL (nats) of the labelled tokens of ``examples``: the sum of every completion
+    token's negative log-likelihood divided by the number of such tokens."""
+    if not examples:
+        raise ValueError("no examples to score")
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        batch = collate(examples[start : start + batch_size], pad_id)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        labels = batch["labels"][:, 1:]
+        nll = nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.size(-1)).float(),
+            labels.reshape(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
+        total += float(nll)
+        count += int((labels != IGNORE).sum())
+    return total / count

@@ -1,8 +1,9 @@
 """Student role: distil a bundle payload into the LoRA adapter at a fixed step budget.
 
 Each optimizer step sees ``batch_size`` sequences, the same as a local-only step, so a
-distillation round costs the same compute as a local round: half the batch is private
-data (local CE), half is bundle data. The loss is::
+distillation round costs the same compute as a local round: ``n_kd`` sequences of the batch
+are bundle data, the rest private data (local CE), where ``n_kd = min(kd_per_batch,
+batch_size // 2, |bundle|)`` grows with the bundle's size. The loss is::
 
     (1 - alpha) * CE_private + alpha * T^2 * KL(p_teacher^T || q_student^T)     (logits)
     (1 - alpha) * CE_private + alpha * CE(teacher completion)                   (text)
@@ -51,6 +52,9 @@ class DistillConfig:
     alpha: Schedule = field(default_factory=lambda: Schedule(0.5))
     temperature: Schedule = field(default_factory=lambda: Schedule(1.0))
     mode: Literal["auto", "logits", "text"] = "auto"
+    # Bundle sequences per batch: min(kd_per_batch, batch_size // 2, |bundle|), so a small bundle
+    # takes a small share of each batch instead of being replayed many times over.
+    kd_per_batch: int = 8
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ def distil(
     kd = bundle_examples(payload, codec, mode, max_len)
     priv_sampler = BatchSampler(len(private), seed)
     kd_sampler = BatchSampler(len(kd), seed + 1) if kd else None
-    n_kd = batch_size // 2 if kd else 0
+    n_kd = min(cfg.kd_per_batch, batch_size // 2, len(kd)) if kd else 0
     params = [p for p in model.parameters() if p.requires_grad]
     losses: list[float] = []
     model.train()

@@ -8,13 +8,14 @@ see in the same position.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from torch import nn
 
+from agent.data.problems import prompt_key
 from agent.data.splits import TransferItem
 from agent.generation import greedy_complete, topk_logprobs
 from agent.models.tokenizer import Codec
@@ -30,10 +31,25 @@ class TeacherConfig:
     mode: BundleMode = "logits"  # "logits": completions + top-k (same tokenizer); "text": completions only
     max_new_tokens: int = 64
     max_len: int = 160
+    logit_noise: float = 0.0  # std of Gaussian noise on the logits (a low-quality teacher)
 
 
 def public_program(item: TransferItem, completion: str) -> str:
     return item.prompt + completion + "\n\n" + "\n".join(item.public_tests) + "\n"
+
+
+def targeted_prompts(
+    transfer: Sequence[TransferItem], histogram: Mapping[str, float], limit: int | None
+) -> list[TransferItem]:
+    """The transfer prompts a teacher answers for one student: the categories of the student's
+    (public, DP-released) histogram in decreasing weight first (ties in transfer order), each
+    category's prompts in transfer order, cut to ``limit`` prompts (``None``: all of them)."""
+    first_seen: dict[str, int] = {}
+    for i, item in enumerate(transfer):
+        first_seen.setdefault(item.category, i)
+    order = sorted(first_seen, key=lambda c: (-float(histogram.get(c, 0.0)), first_seen[c]))
+    ranked = [item for c in order for item in transfer if item.category == c]
+    return ranked if limit is None else ranked[: max(0, limit)]
 
 
 def make_bundle(
@@ -59,7 +75,16 @@ def make_bundle(
         if not res.passed or not comp.strip():
             continue
         if cfg.mode == "logits":
-            tok, ids, lps = topk_logprobs(model, codec, item.prompt, comp, cfg.top_k, cfg.max_len)
+            tok, ids, lps = topk_logprobs(
+                model,
+                codec,
+                item.prompt,
+                comp,
+                cfg.top_k,
+                cfg.max_len,
+                noise=cfg.logit_noise,
+                noise_seed=int(prompt_key(teacher + "/" + item.prompt + comp), 16),
+            )
             entries.append(BundleEntry(item.pid, item.prompt, comp, tok, ids, lps))
         else:
             entries.append(

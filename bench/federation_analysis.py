@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--last", type=int, default=5, help="rounds counted as 'converged'")
     args = ap.parse_args(argv)
     result = json.loads((args.results / "federation.json").read_text())
+    if "per_seed" not in result:
+        raise SystemExit(
+            "this analysis reads the first harness's federation.json (agent/experiment.py's format); "
+            "the heterogeneous federation's analysis is sim.federation.summarise (bench/federation.py)"
+        )
     per_seed = result["per_seed"]
     val_size = int(result["config"]["val_per_org"])
     methods = [m for m in result["methods"] if m != "local-only"]

@@ -1,1 +1,1 @@
-"""Simulations: the synthetic federation and learner, the federation experiment, fan-out (Ray)."""
+"""Simulations: the synthetic federation and learner, the federation experiments, fan-out (Ray)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from string import Template as StrTemplate
 from typing import Any
 
-from agent.data.templates import ARG_NAMES, Template
+from agent.data.templates import ARG_NAMES, EXTRA_ARG_NAMES, NAME_PREFIXES, Role, Template
 
 N_PUBLIC_TESTS = 2
 N_HIDDEN_TESTS = 5
@@ -91,13 +91,19 @@ def instantiate(tpl: Template, rng: random.Random, *, anonymous: bool = False) -
     """Sample names, constants and test inputs for one problem from ``tpl``.
 
     ``anonymous`` gives a generic function name and no docstring: plain code that shows
-    syntax without the task description (used in the public pretraining corpus).
+    syntax without the task description (used in the public pretraining corpus). Documented
+    PRIVATE and HELD_OUT problems draw from wider name pools (a function-name prefix, extra
+    parameter names), which gives every category more than 1,000 distinct prompts.
     """
     fname = rng.choice(ANONYMOUS_NAMES if anonymous else tpl.names)
+    wide = not anonymous and tpl.role != Role.PUBLIC
+    if wide:
+        fname = rng.choice(NAME_PREFIXES) + fname
     mapping: dict[str, str] = {"f": fname}
     used: set[str] = {fname}
     for slot, kind in tpl.args:
-        name = rng.choice([n for n in ARG_NAMES[kind] if n not in used])
+        names = ARG_NAMES[kind] + EXTRA_ARG_NAMES[kind] if wide else ARG_NAMES[kind]
+        name = rng.choice([n for n in names if n not in used])
         used.add(name)
         mapping[slot] = name
     for cname, choices in tpl.consts.items():

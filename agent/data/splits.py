@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,7 @@ class OrgData:
     mix: dict[str, float]
     train: tuple[Problem, ...]
     val: tuple[Problem, ...]
+    test: tuple[Problem, ...] = ()  # the organisation's own test set, drawn from its mix
 
     def category_counts(self) -> Counter[str]:
         return Counter(p.category for p in self.train + self.val)
@@ -101,10 +103,19 @@ def build_suite(
     novel_per_category: int = 4,
     alpha: float = 0.1,
     seed: int = 0,
+    train_sizes: Sequence[int] | None = None,
+    test_per_org: int = 0,
 ) -> Suite:
-    """Generate the whole federation data set for one seed."""
-    if n_orgs < 1 or train_per_org < 1 or val_per_org < 1:
-        raise ValueError("n_orgs, train_per_org and val_per_org must be positive")
+    """Generate the whole federation data set for one seed.
+
+    ``train_sizes`` (one per organisation) overrides ``train_per_org``; ``test_per_org`` > 0
+    gives each organisation its own test set drawn from its mix (after its validation set).
+    """
+    sizes = [train_per_org] * n_orgs if train_sizes is None else list(train_sizes)
+    if len(sizes) != n_orgs:
+        raise ValueError("train_sizes needs one size per organisation")
+    if n_orgs < 1 or min(sizes) < 1 or val_per_org < 1 or test_per_org < 0:
+        raise ValueError("n_orgs, training and validation sizes must be positive")
     pool = _Pool()
     test = _balanced(pool, test_per_category, Role.PRIVATE, random.Random(f"{seed}/test"))
     novel = _balanced(pool, novel_per_category, Role.HELD_OUT, random.Random(f"{seed}/novel"))
@@ -115,12 +126,15 @@ def build_suite(
         mix = dirichlet_mix(alpha, mix_rng)
         rng = random.Random(f"{seed}/org{i}")
         splits: list[tuple[Problem, ...]] = []
-        for size in (train_per_org, val_per_org):
+        for size in (sizes[i], val_per_org, test_per_org):
+            if size == 0:
+                splits.append(())
+                continue
             counts = _counts(mix, size, mix_rng)
             drawn = [pool.draw(c, Role.PRIVATE, rng) for c in CATEGORIES for _ in range(counts[c])]
             rng.shuffle(drawn)
             splits.append(tuple(drawn))
-        orgs.append(OrgData(f"org{i}", mix, splits[0], splits[1]))
+        orgs.append(OrgData(f"org{i}", mix, splits[0], splits[1], splits[2]))
     return Suite(
         seed=seed,
         alpha=alpha,
@@ -166,6 +180,7 @@ def all_keys(suite: Suite) -> dict[str, list[str]]:
     for o in suite.orgs:
         keys[f"{o.org}/train"] = [p.key for p in o.train]
         keys[f"{o.org}/val"] = [p.key for p in o.val]
+        keys[f"{o.org}/test"] = [p.key for p in o.test]
     return keys
 
 
@@ -189,6 +204,7 @@ def split_rows(suite: Suite) -> list[dict[str, object]]:
                 "org": o.org,
                 "train": len(o.train),
                 "val": len(o.val),
+                "test": len(o.test),
                 "mix": {c: round(o.mix[c], 3) for c in CATEGORIES},
                 "counts": {c: counts.get(c, 0) for c in CATEGORIES},
             }

@@ -40,6 +40,23 @@ ARG_NAMES: dict[str, tuple[str, ...]] = {
     "words": ("words", "names", "strs", "tokens", "labels", "terms", "parts", "keys", "tags", "ids"),
 }
 
+# Extra parameter names and function-name prefixes for documented PRIVATE and HELD_OUT problems
+# only (see `agent.data.problems.instantiate`): they widen each category's space of distinct
+# prompts well past 1,000 (the largest organisations need that many of one specialty), while
+# PUBLIC templates and anonymous code, the pretraining corpus, are drawn exactly as before, so
+# the corpus (and every cached base model) does not change.
+EXTRA_ARG_NAMES: dict[str, tuple[str, ...]] = {
+    "int": ("k", "q", "p", "val", "number", "w"),
+    "nat": ("k", "p", "q", "rounds", "width", "limit"),
+    "big": ("k", "p", "q", "rounds", "width", "limit"),
+    "str": ("u", "string", "phrase", "token", "needle", "chars"),
+    "list": ("ys", "row", "elems", "numbers", "series", "batch"),
+    "nelist": ("ys", "row", "elems", "numbers", "series", "batch"),
+    "dict": ("store", "registry", "weights", "totals", "cache", "ledger"),
+    "words": ("elements", "entries", "texts", "titles", "handles", "codes"),
+}
+NAME_PREFIXES: tuple[str, ...] = ("", "get_", "compute_", "calc_", "find_", "make_")
+
 SMALL_INTS: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8, 9)
 CHARS: tuple[str, ...] = ("a", "e", "i", "o", "s", "t", "n", "r")
 WORDS: tuple[str, ...] = ("ok", "yes", "no", "hi", "end", "big", "odd", "top")

@@ -1,0 +1,147 @@
+"""The heterogeneous federation harness (sim/federation.py), its analysis, the pair probe's statistics."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import random
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from sim.federation import FederationConfig, Pair, best_assignment, eq3, summarise
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _brute_force(values: dict[Pair, float], local: dict[str, float], orgs: list[str]) -> float:
+    best = -1e18
+    for teachers in itertools.product([None, *orgs], repeat=len(orgs)):
+        used = [t for t in teachers if t is not None]
+        if len(used) != len(set(used)) or any(t == s for t, s in zip(teachers, orgs, strict=True)):
+            continue
+        total = sum(local[s] if t is None else values[(t, s)] for t, s in zip(teachers, orgs, strict=True))
+        best = max(best, total)
+    return best
+
+
+def test_best_assignment_is_the_best_matching_with_a_no_teacher_option() -> None:
+    orgs = ["a", "b", "c", "d"]
+    for trial in range(20):
+        rng = random.Random(trial)
+        values = {(t, s): rng.gauss(0, 1) for t in orgs for s in orgs if t != s}
+        local = {s: rng.gauss(0, 1) for s in orgs}
+        pairs = best_assignment(values, local, orgs)
+        teachers = [t for t, _ in pairs]
+        assert len(teachers) == len(set(teachers))
+        assert all(t != s for t, s in pairs)
+        chosen = {s: t for t, s in pairs}
+        total = sum(values[(chosen[s], s)] if s in chosen else local[s] for s in orgs)
+        assert total == pytest.approx(_brute_force(values, local, orgs))
+
+
+def test_eq3_charges_for_bundle_size() -> None:
+    """A teacher cannot buy a better reward by padding its bundle: every KiB costs delta."""
+    cfg = FederationConfig()
+    assert eq3(cfg, 1.0, 0.9, 0.0) == pytest.approx(0.1)
+    assert eq3(cfg, 1.0, 0.9, 1000.0) == pytest.approx(0.1 - 1000 * cfg.delta_per_kib)
+    assert eq3(cfg, 1.0, 1.1, 0.0) < 0  # a harmful bundle is a negative reward
+
+
+def _result(method: str, seed: int, own: float, glob: float, reward: float) -> dict[str, Any]:
+    rec = {"round": 1, "pairs": [], "rewards": {"a": reward, "b": reward}}
+    rec |= {"own_test": {"a": own, "b": own}, "global_test": {"a": glob, "b": glob}}
+    start = {"own_test": {"a": 0.0, "b": 0.0}, "global_test": {"a": 0.0, "b": 0.0}}
+    return {"method": method, "seed": seed, "start": start, "rounds": [rec]}
+
+
+def test_summary_pairs_seeds_and_reports_ratio_and_oracle_share() -> None:
+    results = []
+    for seed, base in enumerate((0.2, 0.4)):
+        results += [
+            _result("local-only", seed, base, 0.1, 0.01),
+            _result("random", seed, base + 0.1, 0.2, 0.02),
+            _result("knexa", seed, base + 0.2, 0.2, 0.03),
+            _result("oracle", seed, base + 0.4, 0.3, 0.05),
+        ]
+    results.append(_result("knexa", 2, 0.9, 0.9, 0.9))  # a seed not every method finished: left out
+    s = summarise(results)
+    assert s["seeds"] == [0, 1]
+    assert s["primary"]["knexa"]["mean"] == pytest.approx(0.5)
+    assert s["primary_paired"]["knexa - random"]["mean"] == pytest.approx(0.1)
+    assert s["primary_paired"]["knexa - random"]["ci95"] == pytest.approx(0.0, abs=1e-12)
+    assert s["knexa_over_random"]["mean"] == pytest.approx(1.0 / 0.8)
+    assert s["share_of_oracle_gain"]["knexa"] == pytest.approx(0.5)
+    assert s["secondary"]["oracle"]["mean"] == pytest.approx(0.3)
+    assert s["mean_reward"]["random"]["mean"] == pytest.approx(0.02)
+    assert [c["round"] for c in s["curve_primary"]["random"]] == [0.0, 1.0]
+
+
+def test_probe_statistics_find_a_planted_structure_and_not_noise() -> None:
+    probe = _load("pair_probe")
+    orgs = ["a", "b", "c", "d", "e"]
+    rng = random.Random(0)
+    truth = {(t, s): rng.gauss(0, 1) for t in orgs for s in orgs if t != s}
+    student = {s: rng.gauss(0, 5) for s in orgs}  # big per-student offsets: what centring removes
+    reps = [{p: v + student[p[1]] + rng.gauss(0, 0.05) + 3 * k for p, v in truth.items()} for k in range(2)]
+    c0, c1 = probe.centred(reps[0]), probe.centred(reps[1])
+    pairs = sorted(truth)
+    assert probe.pearson([c0[p] for p in pairs], [c1[p] for p in pairs]) > 0.95
+    gain = probe.heldout_gain(reps[0], reps[1], orgs)
+    best = best_assignment(truth, dict.fromkeys(orgs, -1000000.0), orgs)
+    expected = sum(truth[p] for p in best) / len(orgs) - sum(truth.values()) / len(truth)
+    assert gain == pytest.approx(expected, abs=0.1)
+    noise = [{p: rng.gauss(0, 1) for p in truth} for _ in range(2)]
+    n0, n1 = probe.centred(noise[0]), probe.centred(noise[1])
+    assert abs(probe.pearson([n0[p] for p in pairs], [n1[p] for p in pairs])) < 0.6
+
+
+@pytest.mark.slow
+def test_smoke_federation_runs_every_method_saves_and_resumes(zoo_cache: Path, tmp_path: Path) -> None:
+    """CI's tiny configuration of the new world: all six methods, one JSON per (seed, method),
+    a rerun computes nothing new, and the merge carries the pre-registered analysis."""
+    bench = _load("federation")
+    out = tmp_path / "results"
+    assert bench.main(["--smoke", "--rounds", "1", "--out", str(out)]) == 0
+    runs = out / "federation-runs" / "hetero-smoke"
+    saved = sorted(p.name for p in runs.glob("seed0-*.json"))
+    assert saved == sorted(
+        [f"seed0-{m}.json" for m in ("local-only", "random", "heuristic", "central-kd", "knexa", "oracle")]
+        + ["seed0-world.json"]
+    )
+    stamps = {p: p.stat().st_mtime_ns for p in runs.iterdir()}
+    assert bench.main(["--smoke", "--rounds", "1", "--out", str(out)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in runs.iterdir()} == stamps  # resumed: nothing rerun
+    result = json.loads((out / "federation-smoke.json").read_text())
+    summary = result["summary"]
+    assert summary["seeds"] == [0]
+    assert set(summary["primary"]) == set(result["methods"])
+    assert "knexa_over_random" in summary
+    assert "share_of_oracle_gain" in summary
+    world = json.loads((runs / "seed0-world.json").read_text())
+    assert sum(row["low_quality"] for row in world) == 1
+    for method in result["methods"]:
+        res = json.loads((runs / f"seed0-{method}.json").read_text())
+        (rec,) = res["rounds"]
+        assert set(rec["rewards"]) == {row["org"] for row in world}
+        teachers = [t for t, _ in rec["pairs"]]
+        assert len(teachers) == len(set(teachers))
+        if method in ("random", "knexa", "heuristic"):
+            assert len(rec["pairs"]) == len(world)  # everyone is a student (no "no teacher" option yet)
+        if method == "oracle":
+            values = rec["oracle_values"]
+            assert len(values) == len(world) * len(world)  # every teacher and "alone" per student
+            alone = sum(v for k, v in values.items() if k.startswith("local->"))
+            assert sum(rec["rewards"].values()) >= alone - 1e-9  # no worse than everyone alone
