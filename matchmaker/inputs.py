@@ -142,11 +142,10 @@ def cap_pairs(decision: Decision, max_pairs: int | None) -> Decision:
     if max_pairs is None or len(decision.pairs) <= max_pairs:
         return decision
     arms = decision.chosen_arms
-    scores = decision.score[arms]
+    scores = decision.arm_values(arms)[2]
     order = np.lexsort((arms, -scores))[: max(0, max_pairs)]
     kept = np.sort(arms[order])  # arm order is (teacher, student) order
-    teachers = np.ascontiguousarray(decision.teacher_idx[kept], dtype=np.int64)
-    students = np.ascontiguousarray(decision.student_idx[kept], dtype=np.int64)
+    teachers, students = (np.ascontiguousarray(a, dtype=np.int64) for a in decision.arm_pairs(kept))
     ids = decision.org_ids
     pairs = tuple((ids[int(t)], ids[int(s)]) for t, s in zip(teachers, students, strict=True))
     n = len(ids)
@@ -155,5 +154,5 @@ def cap_pairs(decision: Decision, max_pairs: int | None) -> Decision:
         pairs=pairs,
         chosen_arms=arm_index(n, teachers, students),
         chosen_contexts=np.ascontiguousarray(build_contexts(decision.table, teachers, students)),
-        total_score=float(decision.score[kept].sum()),
+        total_score=float(decision.arm_values(kept)[2].sum()),
     )

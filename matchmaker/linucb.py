@@ -67,6 +67,11 @@ class LinUCBConfig:
     * ``sqrt_log``: ``beta0 * sqrt(1 + ln(1 + t))`` (slowly growing, as in LinUCB's confidence
       bound; ``ln`` is computed with ``decimal`` so it is exact to the last bit everywhere);
     * ``inverse_sqrt``: ``beta0 / sqrt(1 + t / beta_tau)`` (decaying exploration).
+
+    ``discount`` ``gamma < 1`` makes a discounted LinUCB for drifting pair values: at the start
+    of every update batch ``A = gamma * A + (1 - gamma) * ridge * I`` (so the prior never fades),
+    ``b = gamma * b``, ``s = gamma * s``, element-wise in that order; the reward statistics are
+    not discounted. ``1.0`` (the default) is the undiscounted bandit, bit for bit.
     """
 
     dim: int
@@ -75,8 +80,16 @@ class LinUCBConfig:
     beta_schedule: BetaSchedule = "constant"
     beta_tau: float = 20.0
     normalise_rewards: bool = True
+    discount: float = 1.0
 
     def __post_init__(self) -> None:
+        if (
+            isinstance(self.discount, bool)
+            or not isinstance(self.discount, (int, float))
+            or not 0.0 < self.discount <= 1.0
+        ):
+            raise ValueError(f"discount must be in (0, 1], got {self.discount!r}")
+        object.__setattr__(self, "discount", float(self.discount))
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or not 1 <= self.dim <= 512:
             raise ValueError(f"dim must be an int in [1, 512], got {self.dim!r}")
         for name in ("ridge", "beta_tau"):
@@ -99,6 +112,14 @@ class LinUCBConfig:
             ln = float(Decimal(1 + t).ln(_LN_CONTEXT))
             return self.beta0 * math.sqrt(1.0 + ln)
         return self.beta0 / math.sqrt(1.0 + t / self.beta_tau)
+
+
+def _config_dict(config: LinUCBConfig) -> dict[str, Any]:
+    """The config as a dict; ``discount`` only when set (older states keep their bytes)."""
+    d = asdict(config)
+    if d["discount"] == 1.0:
+        del d["discount"]
+    return d
 
 
 def _cholesky_inverse_factor(a: list[list[float]]) -> list[list[float]]:
@@ -127,6 +148,35 @@ def _cholesky_inverse_factor(a: list[list[float]]) -> list[list[float]]:
                 acc += low[i][k] * inv[k][j]
             inv[i][j] = -acc / low[i][i]
     return inv
+
+
+def score_contexts(
+    x: FloatArray, theta: FloatArray, linv: FloatArray, beta: float, *, block: int = _SCORE_BLOCK
+) -> Scores:
+    """The reference scoring (numpy, column by column, in the documented order of operations)."""
+    n, d = x.shape
+    mean = np.empty(n, dtype=np.float64)
+    bonus = np.empty(n, dtype=np.float64)
+    th = theta.tolist()
+    li = linv.tolist()
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        cols = [np.ascontiguousarray(x[start:stop, j]) for j in range(d)]
+        m = cols[0] * th[0]
+        for j in range(1, d):
+            m += cols[j] * th[j]
+        tmp = np.empty(stop - start, dtype=np.float64)
+        q = np.zeros(stop - start, dtype=np.float64)
+        for i in range(d):
+            z = cols[0] * li[i][0]
+            for j in range(1, i + 1):
+                np.multiply(cols[j], li[i][j], out=tmp)
+                z += tmp
+            np.multiply(z, z, out=tmp)
+            q += tmp
+        mean[start:stop] = m
+        bonus[start:stop] = np.sqrt(q)
+    return Scores(mean, bonus, mean + beta * bonus)
 
 
 class LinUCB:
@@ -204,34 +254,16 @@ class LinUCB:
             raise ValueError("contexts must be finite")
         return x
 
+    def scoring_factors(self) -> tuple[FloatArray, FloatArray, float]:
+        """``(theta, L^-1, beta)``: everything `scores` uses (copies; for the compiled kernels)."""
+        theta, linv = self._derived()
+        return theta.copy(), linv.copy(), self.beta()
+
     def scores(self, contexts: FloatArray, *, block: int = _SCORE_BLOCK) -> Scores:
         """``(mean, bonus, ucb)`` for every row of ``contexts`` (n, d); vectorised, block by block."""
         x = self._check_contexts(contexts)
         theta, linv = self._derived()
-        beta = self.beta()
-        n, d = x.shape
-        mean = np.empty(n, dtype=np.float64)
-        bonus = np.empty(n, dtype=np.float64)
-        th = theta.tolist()
-        li = linv.tolist()
-        for start in range(0, n, block):
-            stop = min(n, start + block)
-            cols = [np.ascontiguousarray(x[start:stop, j]) for j in range(d)]
-            m = cols[0] * th[0]
-            for j in range(1, d):
-                m += cols[j] * th[j]
-            tmp = np.empty(stop - start, dtype=np.float64)
-            q = np.zeros(stop - start, dtype=np.float64)
-            for i in range(d):
-                z = cols[0] * li[i][0]
-                for j in range(1, i + 1):
-                    np.multiply(cols[j], li[i][j], out=tmp)
-                    z += tmp
-                np.multiply(z, z, out=tmp)
-                q += tmp
-            mean[start:stop] = m
-            bonus[start:stop] = np.sqrt(q)
-        return Scores(mean, bonus, mean + beta * bonus)
+        return score_contexts(x, theta, linv, self.beta(), block=block)
 
     def update(
         self, contexts: FloatArray, rewards: Sequence[float] | FloatArray, *, round: int | None = None
@@ -253,6 +285,12 @@ class LinUCB:
                 raise ValueError(f"round must be a non-negative int, got {round!r}")
             if self.last_round is not None and round <= self.last_round:
                 raise ValueError(f"round {round} is not after the last observed round {self.last_round}")
+        gamma = self.config.discount
+        if gamma != 1.0:
+            self.a *= gamma
+            self.a += np.eye(self.dim, dtype=np.float64) * ((1.0 - gamma) * self.config.ridge)
+            self.b *= gamma
+            self.ctx_sum *= gamma
         for i in range(len(x)):
             xi = np.ascontiguousarray(x[i])
             ri = r[i].item()
@@ -294,7 +332,7 @@ class LinUCB:
         """JSON-able state; floats are written by ``repr`` and so round-trip exactly."""
         return {
             "version": STATE_VERSION,
-            "config": asdict(self.config),
+            "config": _config_dict(self.config),
             "a": self.a.tolist(),
             "b": self.b.tolist(),
             "ctx_sum": self.ctx_sum.tolist(),

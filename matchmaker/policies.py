@@ -22,6 +22,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -39,10 +40,20 @@ from matchmaker.context import (
     iter_arm_blocks,
 )
 from matchmaker.features import OrgFeatures
-from matchmaker.linucb import BetaSchedule, LinUCB, LinUCBConfig
-from matchmaker.matching import match
+from matchmaker.linucb import BetaSchedule, LinUCB, LinUCBConfig, score_contexts
+from matchmaker.matching import Matching, eligible_mask, match
+from matchmaker.mechanisms import PairHistory, adjust_for_repeats, seeded_order
 
 PolicyName = Literal["linucb", "random", "heuristic", "oracle"]
+TieBreak = Literal["index", "seeded"]
+_MECHANISM_DEFAULTS: dict[str, Any] = {
+    "tie_break": "index",
+    "repeat_penalty": 0.0,
+    "repeat_decay": 0.5,
+    "repeat_cap": None,
+    "repeat_window": 10,
+    "discount": 1.0,
+}
 POLICY_NAMES: tuple[str, ...] = ("linucb", "random", "heuristic", "oracle")
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -50,6 +61,9 @@ DirectedPair = tuple[str, str]
 #: ``gain_fn(org_ids) -> (n, n)`` true expected gains ``[teacher, student]`` (simulation only).
 GainFunction = Callable[[Sequence[str]], FloatArray]
 _STATELESS_DIGEST = sha256_hex(b"knexa.policy.stateless.v1")
+#: From this many organizations LinUCB scores with the compiled kernel (same bits, less time);
+#: below, numpy avoids the kernel's one-off load.
+KERNEL_MIN_ORGS = 64
 
 
 @dataclass(frozen=True)
@@ -71,8 +85,35 @@ class PolicyParams:
     beta_schedule: BetaSchedule = "inverse_sqrt"
     beta_tau: float = 20.0
     normalise_rewards: bool = True
+    # Mechanisms (off by default; left out of the digest while at their defaults, so existing
+    # commitments keep their value): seeded tie-breaking, repeat decay and cap, discounting.
+    tie_break: TieBreak = "index"
+    repeat_penalty: float = 0.0
+    repeat_decay: float = 0.5
+    repeat_cap: int | None = None
+    repeat_window: int = 10
+    discount: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.tie_break not in ("index", "seeded"):
+            raise ValueError(f"tie_break must be 'index' or 'seeded', got {self.tie_break!r}")
+        for name in ("repeat_penalty", "repeat_decay", "discount"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number")
+            object.__setattr__(self, name, float(v))
+        if self.repeat_penalty < 0 or not 0.0 <= self.repeat_decay <= 1.0:
+            raise ValueError("need repeat_penalty >= 0 and 0 <= repeat_decay <= 1")
+        if self.repeat_cap is not None and (
+            isinstance(self.repeat_cap, bool) or not isinstance(self.repeat_cap, int) or self.repeat_cap < 1
+        ):
+            raise ValueError("repeat_cap must be a positive int or None")
+        if (
+            isinstance(self.repeat_window, bool)
+            or not isinstance(self.repeat_window, int)
+            or self.repeat_window < 1
+        ):
+            raise ValueError("repeat_window must be a positive int")
         if self.name not in POLICY_NAMES:
             raise ValueError(f"unknown policy {self.name!r}; expected one of {POLICY_NAMES}")
         object.__setattr__(self, "categories", check_categories(self.categories))
@@ -100,11 +141,15 @@ class PolicyParams:
             beta_schedule=self.beta_schedule,
             beta_tau=self.beta_tau,
             normalise_rewards=self.normalise_rewards,
+            discount=self.discount,
         )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["categories"] = list(self.categories)
+        for name, default in _MECHANISM_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     @classmethod
@@ -142,14 +187,62 @@ def policy_commitment(params: PolicyParams, seed: int) -> str:
     return sha256_hex(canonical_json({"schema": COMMITMENT_SCHEMA, "params": params.to_dict(), "seed": seed}))
 
 
+class ArmParts:
+    """Recomputes the ``(mean, bonus)`` parts of a decision's scores for any arms, on demand.
+
+    A decision keeps one ``n x n`` score matrix; the parts would take two more, so they are
+    recomputed from a snapshot of what produced them (bit-identical, a pure function).
+    """
+
+    def parts(
+        self, table: FeatureTable, teachers: IntArray, students: IntArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """``(mean, bonus)`` of the arms ``(teachers[i], students[i])``."""
+        zeros = np.zeros(len(teachers), dtype=np.float64)
+        return zeros, zeros.copy()
+
+
+class _MeanIsScore(ArmParts):
+    """Policies without exploration: ``mean = score``, ``bonus = 0``."""
+
+    def __init__(self, scores: FloatArray) -> None:
+        self.scores = scores
+
+    def parts(
+        self, table: FeatureTable, teachers: IntArray, students: IntArray
+    ) -> tuple[FloatArray, FloatArray]:
+        return self.scores[teachers, students], np.zeros(len(teachers), dtype=np.float64)
+
+
+class _LinUCBParts(ArmParts):
+    """LinUCB's mean and bonus from a snapshot of ``(theta, L^-1, beta)``."""
+
+    def __init__(self, theta: FloatArray, linv: FloatArray, beta: float, use_kernel: bool) -> None:
+        self.theta, self.linv, self.beta, self.use_kernel = theta, linv, beta, use_kernel
+
+    def parts(
+        self, table: FeatureTable, teachers: IntArray, students: IntArray
+    ) -> tuple[FloatArray, FloatArray]:
+        if self.use_kernel:
+            from matchmaker.kernels import pair_scores
+
+            mean, bonus, _ = pair_scores(table, teachers, students, self.theta, self.linv, self.beta)
+            return mean, bonus
+        sc = score_contexts(build_contexts(table, teachers, students), self.theta, self.linv, self.beta)
+        return sc.mean, sc.bonus
+
+
 @dataclass(frozen=True, eq=False)
 class Decision:
-    """One round's decision: every candidate arm with its scores, and the chosen pairs.
+    """One round's decision: the scores of every candidate arm, and the chosen pairs.
 
     Arms are in canonical order (`matchmaker.context.all_arms` over ``org_ids``); ``pairs`` are
     sorted by (teacher id, student id) and ``chosen_arms[i]`` is the arm index of ``pairs[i]``.
-    The contexts of all arms are recomputed on demand by `contexts` (they are a pure function of
-    the public features, and would take ``n^2 d`` floats to keep).
+    The decision holds one ``n x n`` matrix, ``score_mat[teacher, student]`` (``-inf`` on the
+    diagonal). The per-arm views ``teacher_idx``, ``student_idx``, ``score``, ``mean`` and
+    ``bonus`` are built on first access (each ``n (n - 1)`` long: at ``n = 10,000`` that is
+    0.8 GB apiece, so code that handles large rounds reads `arm_values` for the arms it needs).
+    The contexts of all arms are recomputed on demand by `contexts`.
     """
 
     round: int
@@ -158,11 +251,8 @@ class Decision:
     state_digest: str
     org_ids: tuple[str, ...]
     table: FeatureTable
-    teacher_idx: IntArray
-    student_idx: IntArray
-    mean: FloatArray
-    bonus: FloatArray
-    score: FloatArray
+    score_mat: FloatArray
+    arm_parts: ArmParts
     beta: float
     pairs: tuple[DirectedPair, ...]
     chosen_arms: IntArray
@@ -171,19 +261,67 @@ class Decision:
 
     @property
     def n_arms(self) -> int:
-        return len(self.teacher_idx)
+        n = self.table.n
+        return n * (n - 1)
+
+    @cached_property
+    def _arms(self) -> tuple[IntArray, IntArray]:
+        return all_arms(self.table.n)
+
+    @property
+    def teacher_idx(self) -> IntArray:
+        return self._arms[0]
+
+    @property
+    def student_idx(self) -> IntArray:
+        return self._arms[1]
+
+    @cached_property
+    def score(self) -> FloatArray:
+        """Score of every arm, in canonical arm order."""
+        return self.score_mat[self.teacher_idx, self.student_idx]
+
+    @cached_property
+    def _parts(self) -> tuple[FloatArray, FloatArray]:
+        return self.arm_parts.parts(self.table, self.teacher_idx, self.student_idx)
+
+    @property
+    def mean(self) -> FloatArray:
+        """Posterior mean of every arm (recomputed on first access)."""
+        return self._parts[0]
+
+    @property
+    def bonus(self) -> FloatArray:
+        """Exploration bonus (before ``beta``) of every arm (recomputed on first access)."""
+        return self._parts[1]
+
+    def arm_pairs(self, arms: IntArray) -> tuple[IntArray, IntArray]:
+        """Teacher and student indices of the given arm indices (without building all arms)."""
+        a = np.asarray(arms, dtype=np.int64)
+        n = self.table.n
+        teachers = a // (n - 1)
+        rest = a - teachers * (n - 1)
+        students = rest + (rest >= teachers).astype(np.int64)
+        return teachers, students
+
+    def arm_values(self, arms: IntArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """``(mean, bonus, score)`` of the given arm indices only."""
+        teachers, students = self.arm_pairs(arms)
+        mean, bonus = self.arm_parts.parts(self.table, teachers, students)
+        return mean, bonus, self.score_mat[teachers, students]
 
     def contexts(self) -> FloatArray:
         """Contexts of all arms, ``(n_arms, d)``, recomputed from the features."""
         return build_contexts(self.table, self.teacher_idx, self.student_idx)
 
     def score_matrix(self) -> FloatArray:
-        """``score[teacher, student]`` as an ``(n, n)`` matrix, ``-inf`` on the diagonal."""
-        return _to_matrix(self.table.n, self.teacher_idx, self.student_idx, self.score)
+        """``score[teacher, student]`` as an ``(n, n)`` matrix, ``-inf`` on the diagonal (a copy)."""
+        return self.score_mat.copy()
 
     def to_record(self, *, include_arms: bool = False) -> dict[str, Any]:
         """JSON-able summary (exact floats) for a decision record; all arms only on request."""
         chosen = self.chosen_arms
+        mean, bonus, score = self.arm_values(chosen)
         rec: dict[str, Any] = {
             "round": self.round,
             "policy": self.policy,
@@ -196,9 +334,9 @@ class Decision:
                     "teacher": t,
                     "student": s,
                     "arm": int(a),
-                    "mean": self.mean[a].item(),
-                    "bonus": self.bonus[a].item(),
-                    "score": self.score[a].item(),
+                    "mean": mean[i].item(),
+                    "bonus": bonus[i].item(),
+                    "score": score[i].item(),
                     "context": self.chosen_contexts[i].tolist(),
                 }
                 for i, ((t, s), a) in enumerate(zip(self.pairs, chosen.tolist(), strict=True))
@@ -222,12 +360,6 @@ class ObserveResult:
     used: tuple[DirectedPair, ...]
     missing: tuple[DirectedPair, ...]
     state_digest: str
-
-
-def _to_matrix(n: int, t: IntArray, s: IntArray, values: FloatArray) -> FloatArray:
-    mat = np.full((n, n), -np.inf, dtype=np.float64)
-    mat[t, s] = values
-    return mat
 
 
 def rng_for_round(seed: int, round: int) -> np.random.Generator:
@@ -259,35 +391,46 @@ class Policy(ABC):
         return 0.0
 
     def select(
-        self, round: int, orgs: Sequence[str], features: Mapping[str, OrgFeatures], rng: np.random.Generator
+        self,
+        round: int,
+        orgs: Sequence[str],
+        features: Mapping[str, OrgFeatures],
+        rng: np.random.Generator,
+        *,
+        history: PairHistory | None = None,
+        local_value: Mapping[str, float] | None = None,
     ) -> Decision:
         """Score every directed pair among ``orgs`` (canonicalised: sorted, unique) and match.
 
         ``features`` must hold an entry for every organization, with this policy's categories.
-        ``rng`` is used by the ``random`` policy only; pass `rng_for_round` so that a replay can
-        draw the same numbers. Invalid input raises ``ValueError`` and changes nothing.
+        ``rng`` is used by the ``random`` policy and by seeded tie-breaking; pass `rng_for_round`
+        so that a replay can draw the same numbers. ``history`` (earlier meetings) feeds the
+        repeat decay and cap; ``local_value[org]`` is the "no teacher" option: a student is only
+        paired with a teacher whose score is strictly above it. Invalid input raises
+        ``ValueError`` and changes nothing.
         """
         if isinstance(round, bool) or not isinstance(round, int) or round < 0:
             raise ValueError(f"round must be a non-negative int, got {round!r}")
         table = FeatureTable.build(orgs, features, self.params.categories)
         n = table.n
-        t_all, s_all = all_arms(n)
-        m = len(t_all)
-        mean = np.empty(m, dtype=np.float64)
-        bonus = np.empty(m, dtype=np.float64)
-        score = np.empty(m, dtype=np.float64)
-        pos = 0
-        for t_blk, s_blk in iter_arm_blocks(n):
-            mu, bo, sc = self._score_block(table, t_blk, s_blk, rng)
-            k = len(t_blk)
-            mean[pos : pos + k], bonus[pos : pos + k], score[pos : pos + k] = mu, bo, sc
-            pos += k
-        matching = match(
-            _to_matrix(n, t_all, s_all, score),
-            capacity=self.params.capacity,
-            threshold=self.params.threshold,
-            top_k=self.params.top_k,
-        )
+        mat = np.empty((n, n), dtype=np.float64)
+        parts = self._fill_scores(table, mat, rng)
+        p = self.params
+        if history is not None and (p.repeat_penalty > 0.0 or p.repeat_cap is not None):
+            adjust_for_repeats(
+                mat,
+                table.org_ids,
+                history,
+                round,
+                penalty=p.repeat_penalty,
+                decay=p.repeat_decay,
+                cap=p.repeat_cap,
+                window=p.repeat_window,
+            )
+        floor = None
+        if local_value is not None:
+            floor = np.array([float(local_value.get(o, -np.inf)) for o in table.org_ids], dtype=np.float64)
+        matching = self._match(mat, floor, rng)
         chosen = arm_index(n, matching.teachers, matching.students)
         return Decision(
             round=round,
@@ -296,17 +439,62 @@ class Policy(ABC):
             state_digest=self.state_digest(),
             org_ids=table.org_ids,
             table=table,
-            teacher_idx=t_all,
-            student_idx=s_all,
-            mean=mean,
-            bonus=bonus,
-            score=score,
+            score_mat=mat,
+            arm_parts=parts,
             beta=self._beta(),
             pairs=tuple((table.org_ids[t], table.org_ids[s]) for t, s in matching.pairs()),
             chosen_arms=chosen,
             chosen_contexts=np.ascontiguousarray(build_contexts(table, matching.teachers, matching.students)),
             total_score=matching.total,
         )
+
+    def _uninformed(self) -> bool:
+        """Whether every arm is equally good as far as the policy knows (ties everywhere)."""
+        return False
+
+    def _match(self, mat: FloatArray, floor: FloatArray | None, rng: np.random.Generator) -> Matching:
+        """Match on ``mat``; with ``tie_break="seeded"`` on organizations in a seeded random order.
+
+        Seeded: the solver sees the rows and columns permuted by `seeded_order`, so ties between
+        equally good matchings fall by the round's generator, not by organization id; when the
+        policy knows nothing yet (`_uninformed`), all pairs are ties and the matching is a
+        seeded random maximum matching.
+        """
+        p = self.params
+        if p.tie_break == "index":
+            return match(mat, capacity=p.capacity, threshold=p.threshold, top_k=p.top_k, local_value=floor)
+        n = mat.shape[0]
+        perm = seeded_order(n, rng)
+        view = mat[perm][:, perm]
+        lv = None if floor is None else floor[perm]
+        threshold = p.threshold
+        if self._uninformed():
+            ok = eligible_mask(view, threshold)
+            if lv is not None:
+                ok &= view > lv[None, :]
+            view = np.where(ok, 0.0, -np.inf)
+            threshold, lv = None, None
+        m = match(view, capacity=p.capacity, threshold=threshold, top_k=p.top_k, local_value=lv)
+        teachers, students = perm[m.teachers], perm[m.students]
+        order = np.lexsort((students, teachers))
+        teachers, students = teachers[order], students[order]
+        total = 0.0
+        for t, s in zip(teachers.tolist(), students.tolist(), strict=True):
+            total += mat[t, s].item()
+        return Matching(teachers.astype(np.int64), students.astype(np.int64), total)
+
+    def _fill_scores(self, table: FeatureTable, mat: FloatArray, rng: np.random.Generator) -> ArmParts:
+        """Write every arm's score into ``mat[teacher, student]`` (``-inf`` on the diagonal).
+
+        The default goes through `_score_block` over the canonical arm blocks, in order.
+        """
+        mean_is_score = True
+        for t_blk, s_blk in iter_arm_blocks(table.n):
+            mu, bo, sc = self._score_block(table, t_blk, s_blk, rng)
+            mat[t_blk, s_blk] = sc
+            mean_is_score = mean_is_score and not bo.any() and np.array_equal(mu, sc)
+        np.fill_diagonal(mat, -np.inf)
+        return _MeanIsScore(mat) if mean_is_score else ArmParts()
 
     def split_rewards(
         self, decision: Decision, rewards: Mapping[DirectedPair, float | None]
@@ -353,6 +541,9 @@ class LinUCBPolicy(Policy):
     def state_digest(self) -> str:
         return self.bandit.state_digest()
 
+    def _uninformed(self) -> bool:
+        return self.bandit.n_obs == 0
+
     def _beta(self) -> float:
         return self.bandit.beta()
 
@@ -360,6 +551,24 @@ class LinUCBPolicy(Policy):
         self, table: FeatureTable, teachers: IntArray, students: IntArray, rng: np.random.Generator
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         return tuple(self.bandit.scores(build_contexts(table, teachers, students)))  # type: ignore[return-value]
+
+    def _fill_scores(self, table: FeatureTable, mat: FloatArray, rng: np.random.Generator) -> ArmParts:
+        """UCB of every arm: the compiled kernel from `KERNEL_MIN_ORGS` organizations, else numpy.
+
+        Both compute the same bits (the kernel follows the reference's order of operations).
+        """
+        theta, linv, beta = self.bandit.scoring_factors()
+        use_kernel = table.n >= KERNEL_MIN_ORGS
+        if use_kernel:
+            from matchmaker.kernels import ucb_matrix
+
+            ucb_matrix(table, theta, linv, beta, out=mat)
+        else:
+            for t_blk, s_blk in iter_arm_blocks(table.n):
+                sc = score_contexts(build_contexts(table, t_blk, s_blk), theta, linv, beta)
+                mat[t_blk, s_blk] = sc.ucb
+            np.fill_diagonal(mat, -np.inf)
+        return _LinUCBParts(theta, linv, beta, use_kernel)
 
     def observe(self, decision: Decision, rewards: Mapping[DirectedPair, float | None]) -> ObserveResult:
         """Update the bandit with the reported pairs, in canonical pair order; skip missing ones."""

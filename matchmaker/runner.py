@@ -161,16 +161,19 @@ class PolicyRunner:
             arms = decision.chosen_arms
             contexts = decision.chosen_contexts
         ids = decision.org_ids
+        # only the recorded arms' values: the all-arms views cost n (n - 1) floats apiece
+        teachers, students = decision.arm_pairs(arms)
+        mean, bonus, score = decision.arm_values(arms)
         candidates = tuple(
             Candidate(
-                teacher=ids[int(decision.teacher_idx[arm])],
-                student=ids[int(decision.student_idx[arm])],
+                teacher=ids[int(teachers[row])],
+                student=ids[int(students[row])],
                 context=tuple(contexts[row].tolist()),
-                mean=decision.mean[arm].item(),
-                bonus=decision.bonus[arm].item(),
-                score=decision.score[arm].item(),
+                mean=mean[row].item(),
+                bonus=bonus[row].item(),
+                score=score[row].item(),
             )
-            for row, arm in enumerate(arms.tolist())
+            for row in range(len(arms))
         )
         return DecisionRecord(
             round=inputs.round_id,

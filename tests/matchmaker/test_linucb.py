@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -164,3 +166,74 @@ def test_from_dict_rejects_bad_state() -> None:
         LinUCB.from_dict({**d, "b": [0.0] * (D + 1)})
     with pytest.raises(ValueError, match="version"):
         LinUCB.from_dict({**d, "version": 99})
+
+
+# ---------------------------------------------------------------- known answers (pin the arithmetic)
+
+
+def _two_rows() -> tuple[np.ndarray, list[float]]:
+    return np.array([[1.0, 0.5, -0.25], [1.0, -1.0, 2.0]]), [0.5, -1.25]
+
+
+def test_reward_stats_known_answers() -> None:
+    cfg = LinUCBConfig(dim=1)
+    small = LinUCB(cfg)
+    small.update(np.ones((3, 1)), [0.1, 0.2, 0.4])  # m2 = 0.04667 < 1: still a real spread
+    mu, sigma = small.reward_stats()
+    assert mu == pytest.approx(0.7 / 3, rel=1e-15)
+    assert sigma == pytest.approx(
+        math.sqrt(((0.1 - 0.7 / 3) ** 2 + (0.2 - 0.7 / 3) ** 2 + (0.4 - 0.7 / 3) ** 2) / 2)
+    )
+    assert 0.0 < sigma < 1.0
+    same = LinUCB(cfg)
+    same.update(np.ones((4, 1)), [0.3, 0.3, 0.3, 0.3])  # no spread: sigma falls back to 1, not 0
+    assert same.reward_stats()[0] == pytest.approx(0.3)
+    assert same.reward_stats()[1] == 1.0
+    one = LinUCB(cfg)
+    one.update(np.ones((1, 1)), [2.5])
+    assert one.reward_stats() == (2.5, 1.0)
+    # a state with a single reward but a non-zero m2 (only reachable by loading) must not divide by 0
+    loaded = LinUCB.from_dict({**one.to_dict(), "reward_m2": 0.5})
+    assert loaded.reward_stats() == (2.5, 1.0)
+    assert LinUCB(LinUCBConfig(dim=1, normalise_rewards=False)).reward_stats() == (0.0, 1.0)
+
+
+def test_state_digest_known_value_and_last_round() -> None:
+    x, r = _two_rows()
+    bandit = LinUCB(LinUCBConfig(dim=3))
+    bandit.update(x, r, round=3)
+    assert bandit.state_digest() == "abc2949dd6d468d35f42daa5430e0152c7dc9d2c3f218ca37aeddc07341c5094"
+    # the same bytes built independently of `state_digest`
+    parts = [b"knexa.linucb.state.v1\x00", struct.pack("<qqqqq", 1, 3, 2, 1, 3)]
+    parts.append(struct.pack("<dd", bandit.reward_mean, bandit.reward_m2))
+    for arr in (bandit.a, bandit.b, bandit.ctx_sum):
+        parts.append(b"f8" + struct.pack("<q", arr.ndim) + b"".join(struct.pack("<q", k) for k in arr.shape))
+        parts.append(np.ascontiguousarray(arr, dtype="<f8").tobytes())
+    assert hashlib.sha256(b"".join(parts)).hexdigest() == bandit.state_digest()
+    assert bandit.reward_mean == -0.375
+    assert bandit.reward_m2 == 1.53125
+    # identical statistics, another last round: another digest
+    other = LinUCB.from_dict({**bandit.to_dict(), "last_round": 4})
+    assert other.state_digest() != bandit.state_digest()
+    unset = LinUCB.from_dict({**bandit.to_dict(), "last_round": None})
+    assert unset.state_digest() not in {bandit.state_digest(), other.state_digest()}
+
+
+def test_exploration_schedules_known_values() -> None:
+    inv = LinUCBConfig(dim=1, beta0=2.0, beta_schedule="inverse_sqrt", beta_tau=4.0)
+    assert inv.beta(0) == 2.0
+    assert inv.beta(12) == 1.0  # 2 / sqrt(1 + 12 / 4) = 2 / 2
+    assert inv.beta(60) == 0.5  # 2 / sqrt(16)
+    log = LinUCBConfig(dim=1, beta0=3.0, beta_schedule="sqrt_log")
+    assert log.beta(0) == 3.0
+    assert log.beta(1) == pytest.approx(3.0 * math.sqrt(1.0 + 0.6931471805599453), rel=1e-15)  # ln 2
+    assert log.beta(6) == pytest.approx(3.0 * math.sqrt(1.0 + 1.9459101490553132), rel=1e-15)  # ln 7
+    assert LinUCBConfig(dim=1, beta0=0.7).beta(99) == 0.7
+    # the bandit counts one batch per update, also for empty batches
+    bandit = LinUCB(LinUCBConfig(dim=1, beta0=2.0, beta_schedule="inverse_sqrt", beta_tau=1.0))
+    betas = [bandit.beta()]
+    for k in range(3):
+        bandit.update(np.ones((k, 1)), [1.0] * k)
+        betas.append(bandit.beta())
+    assert bandit.n_batches == 3
+    assert betas == [2.0, 2.0 / math.sqrt(2.0), 2.0 / math.sqrt(3.0), 1.0]

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from matchmaker.matching import Matching, _exact_means, match
+from matchmaker.matching import DENSE_MAX, Matching, Method, _exact_means, match, match_certified
 
 
 def _check_constraints(m: Matching, scores: np.ndarray, capacity: int, threshold: float | None) -> None:
@@ -49,12 +49,13 @@ def _brute_force(scores: np.ndarray, capacity: int, threshold: float | None) -> 
 @pytest.mark.parametrize("n", [2, 3, 4, 5])
 @pytest.mark.parametrize("capacity", [1, 2])
 @pytest.mark.parametrize("threshold", [None, 0.3])
-def test_optimal_against_brute_force(n: int, capacity: int, threshold: float | None) -> None:
+@pytest.mark.parametrize("method", ["dense", "certified"])
+def test_optimal_against_brute_force(n: int, capacity: int, threshold: float | None, method: Method) -> None:
     rng = np.random.default_rng(n * 10 + capacity)
     for _ in range(4):
         scores = rng.normal(size=(n, n))
         scores[rng.random((n, n)) < 0.15] = -np.inf
-        m = match(scores, capacity=capacity, threshold=threshold)
+        m = match(scores, capacity=capacity, threshold=threshold, method=method)
         _check_constraints(m, scores, capacity, threshold)
         card, total = _brute_force(scores, capacity, threshold)
         assert len(m) == card
@@ -120,3 +121,97 @@ def test_exact_means_match_numpy() -> None:
     rows_f, cols_f = _exact_means(np.asfortranarray(values), np.asfortranarray(ok))
     assert rows.tobytes() == rows_f.tobytes()
     assert cols.tobytes() == cols_f.tobytes()
+
+
+def _structured(n: int, seed: int, interaction: float = 0.3) -> np.ndarray:
+    """Scores dominated by additive teacher/student parts, as UCB scores are."""
+    rng = np.random.default_rng(seed)
+    s = rng.normal(size=(n, 1)) * 2.0 + rng.normal(size=(1, n)) + interaction * rng.normal(size=(n, n))
+    np.fill_diagonal(s, -np.inf)
+    return s
+
+
+@pytest.mark.parametrize(
+    ("n", "capacity", "threshold", "seed"),
+    [
+        (30, 1, None, 0),
+        (120, 1, None, 1),
+        (250, 2, None, 2),
+        (200, 1, 0.5, 3),
+        (180, 3, -1.0, 4),
+        (301, 1, None, 5),
+    ],
+)
+def test_certified_equals_dense(n: int, capacity: int, threshold: float | None, seed: int) -> None:
+    """The pruned solver returns the full (dense) optimum: same pairs, same total."""
+    for scores in (_structured(n, seed), np.random.default_rng(seed).normal(size=(n, n))):
+        dense = match(scores, capacity=capacity, threshold=threshold, method="dense")
+        cert = match(scores, capacity=capacity, threshold=threshold, method="certified")
+        _check_constraints(cert, scores, capacity, threshold)
+        assert cert.pairs() == dense.pairs()
+        assert cert.total == dense.total
+
+
+def test_certified_proof_repairs_a_poor_candidate_set() -> None:
+    """With one candidate per student the first solve is far off; the scan must add what is missing."""
+    scores = _structured(150, 7, interaction=1.0)
+    dense = match(scores, method="dense")
+    cert = match_certified(scores, k0=1)
+    assert cert.pairs() == dense.pairs()
+
+
+def test_auto_switches_to_the_certified_solver_and_matches_every_student() -> None:
+    n = DENSE_MAX + 50
+    scores = _structured(n, 8) - 10.0  # all scores negative: still everyone is matched
+    m = match(scores)
+    assert len(m) == n
+    _check_constraints(m, scores, 1, None)
+    assert m.pairs() == match(scores, method="dense").pairs()
+
+
+@pytest.mark.parametrize("method", ["dense", "certified"])
+def test_threshold_is_strictly_above(method: Method) -> None:
+    scores = np.array([[-np.inf, 1.0, 2.0], [2.0, -np.inf, 1.0], [1.0, 2.0, -np.inf]])
+    at = match(scores, threshold=2.0, method=method)
+    assert len(at) == 0  # equal to the threshold is not above it
+    below = match(scores, threshold=np.nextafter(2.0, 0.0), method=method)
+    assert below.pairs() == [(0, 2), (1, 0), (2, 1)]
+    assert match(scores, threshold=2.0, top_k=1).pairs() == []
+
+
+@pytest.mark.parametrize("method", ["dense", "certified", "top_k"])
+def test_unmatchable_students_stay_unmatched_and_no_pair_is_invented(method: str) -> None:
+    """Student 0 has no eligible teacher at all, student 3 only itself: neither may get a pair."""
+    n = 6
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(n, n)) + 3.0
+    scores[:, 0] = -np.inf
+    scores[:, 3] = -np.inf
+    scores[3, 3] = 50.0  # a self pair, however good, is never chosen
+    kw: dict[str, object] = {"top_k": 2} if method == "top_k" else {"method": method}
+    for capacity in (1, 2):
+        m = match(scores, capacity=capacity, **kw)  # type: ignore[arg-type]
+        _check_constraints(m, scores, capacity, None)
+        assert 0 not in m.students.tolist()
+        assert 3 not in m.students.tolist()
+        assert len(m) == n - 2
+        assert all(np.isfinite(scores[t, s]) and t != s for t, s in m.pairs())
+
+
+@pytest.mark.parametrize("method", ["dense", "certified"])
+def test_no_teacher_option_leaves_a_student_unpaired(method: Method) -> None:
+    """``local_value``: a student trains alone when no teacher's score beats its own."""
+    scores = np.array([[-np.inf, 1.0, 0.2], [0.9, -np.inf, 0.3], [0.5, 0.4, -np.inf]])
+    local = np.array([0.0, 5.0, 0.25])
+    m = match(scores, local_value=local, method=method)
+    assert m.pairs() == [(1, 2), (2, 0)]  # student 1 is better off alone
+    assert 1 not in m.students.tolist()
+    # ties with the local value stay local (strictly above)
+    tie = match(scores, local_value=np.array([0.5, 1.0, 0.3]), method=method)
+    assert tie.pairs() == [(1, 0)]
+    off = match(scores, method=method)
+    assert len(off) == 3
+    with pytest.raises(ValueError, match="local_value"):
+        match(scores, local_value=np.zeros(2), method=method)
+    with pytest.raises(ValueError, match="method"):
+        match(scores, method="greedy")  # type: ignore[arg-type]
