@@ -1,0 +1,158 @@
+"""Known answers for the UnixFS importer: CIDs recorded once from a real IPFS node, and node bytes
+written out by hand.
+
+The CIDs below were printed by js-ipfs 0.66.1 (`ipfs add`, `--cid-version` 0 without raw leaves,
+and 1 with raw leaves) for the bytes `random.Random(size).randbytes(size)`. They are constants: no
+node runs here, and nothing in this file computes an expected value with the code under test.
+The last size needs 176 leaves, more than one inner node's 174 links, so its root sits two levels up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import pytest
+from multiformats import CID
+
+from exchange.cid import cid_of, cid_of_file, verify_content, verify_file
+from exchange.errors import CidMismatchError
+from exchange.unixfs import CHUNK_SIZE, MAX_LINKS, Child, UnixFsImporter, encode_inner_node, inner_node, leaf
+
+RECORDED: dict[tuple[int, int], str] = {
+    (262_145, 0): "QmdkAszdeWKht9nXSzPKGUYvUqpMfm325GuCn1pZnTa9ja",
+    (262_145, 1): "bafybeidbbs6ocod3v27jtr4uhvc6n55y3gbrtur3bvjsnraudtbxkozi2y",
+    (798_777, 0): "QmX4Lghitv4pw8wFpnbbiygK9D2taN9fRmotw6iEFRXBLB",
+    (798_777, 1): "bafybeibeloes7dkoyjwaiqeooa6ef3gqdveyc3xzg2rpyzvuh4g6ojdhku",
+    (4_194_304, 0): "QmZP4SnZqCh8TCdCmdrocyG9tDXFwbc2qMdkd2SueKr4us",
+    (4_194_304, 1): "bafybeifo2qu4s3drbp3b7qlckacx7ulssc5dtf6p2e35nxts6mauyxmkoa",
+    (45_875_299, 0): "QmPmbMSyTjHa2zF8FofuhdUwf8MtqfjiSpHcbEGPpxqaQi",
+    (45_875_299, 1): "bafybeid7w4fczfjaiibjwjpydm3hhmxwzjqn6uo3o7iu4jw3dzl7vtygci",
+}
+SIZES = sorted({size for size, _ in RECORDED})
+
+# sha2-256 of b"a" and of b"b", written out.
+DIGEST_A = bytes.fromhex("ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb")
+DIGEST_B = bytes.fromhex("3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d")
+
+
+def content(size: int) -> bytes:
+    return random.Random(size).randbytes(size)
+
+
+_CONTENT: dict[int, bytes] = {}
+
+
+def cached(size: int) -> bytes:
+    if size not in _CONTENT:
+        _CONTENT[size] = content(size)
+    return _CONTENT[size]
+
+
+def test_the_sizes_cover_one_two_and_three_levels() -> None:
+    chunks = [-(-size // CHUNK_SIZE) for size in SIZES]
+    assert chunks == [2, 4, 16, 176]
+    assert chunks[-1] > MAX_LINKS == 174
+
+
+@pytest.mark.parametrize("version", [0, 1], ids=["cidv0", "cidv1"])
+@pytest.mark.parametrize("size", SIZES)
+def test_cids_match_those_the_node_recorded(size: int, version: int, tmp_path: Path) -> None:
+    data = cached(size)
+    expected = RECORDED[(size, version)]
+    assert cid_of(data, version) == expected  # type: ignore[arg-type]
+    assert verify_content(data, expected) == expected
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert cid_of_file(path, version) == expected  # type: ignore[arg-type]
+    assert verify_file(path, expected) == expected
+    # Streamed in odd pieces, the importer gives the same root.
+    importer = UnixFsImporter(version)
+    for start in range(0, size, 1_000_003):
+        importer.update(data[start : start + 1_000_003])
+    root = importer.finish()
+    assert str(root.cid) == expected
+    assert root.file_size == size
+
+
+@pytest.mark.parametrize("version", [0, 1], ids=["cidv0", "cidv1"])
+def test_one_byte_more_or_less_changes_the_recorded_cid(version: int) -> None:
+    size = SIZES[-1]
+    data = cached(size)
+    with pytest.raises(CidMismatchError):
+        verify_content(data[:-1], RECORDED[(size, version)])
+    with pytest.raises(CidMismatchError):
+        verify_content(data + b"\x00", RECORDED[(size, version)])
+
+
+def _raw(digest: bytes) -> CID:
+    return CID("base32", 1, "raw", bytes([0x12, 0x20]) + digest)
+
+
+def test_inner_node_bytes_written_out_by_hand() -> None:
+    a = Child(_raw(DIGEST_A), file_size=1, tsize=1)
+    b = Child(_raw(DIGEST_B), file_size=200, tsize=300)
+    expected = (
+        # PBNode.Links (field 2, length-delimited), one per child, in order:
+        #   PBLink.Hash (field 1) = the child's binary CID (CIDv1, raw, sha2-256, 32 bytes),
+        #   PBLink.Name (field 2) = "", PBLink.Tsize (field 3) = the child's tsize.
+        bytes([0x12, 0x2A, 0x0A, 0x24, 0x01, 0x55, 0x12, 0x20])
+        + DIGEST_A
+        + bytes([0x12, 0x00, 0x18, 0x01])
+        + bytes([0x12, 0x2B, 0x0A, 0x24, 0x01, 0x55, 0x12, 0x20])
+        + DIGEST_B
+        + bytes([0x12, 0x00, 0x18, 0xAC, 0x02])  # 300 = varint ac 02
+        # PBNode.Data (field 1): UnixFS Type=File (field 1 = 2), filesize (field 3) = 201 = c9 01,
+        # blocksizes (field 4, repeated) = 1 and 200 = c8 01.
+        + bytes([0x0A, 0x0A, 0x08, 0x02, 0x18, 0xC9, 0x01, 0x20, 0x01, 0x20, 0xC8, 0x01])
+    )
+    assert len(expected) == 101
+    assert encode_inner_node([a, b]) == expected
+    for version, codec_prefix in ((1, bytes([0x01, 0x70])), (0, b"")):
+        node = inner_node([a, b], version)
+        assert bytes(node.cid) == codec_prefix + bytes([0x12, 0x20]) + hashlib.sha256(expected).digest()
+        assert node.file_size == 201
+        assert node.tsize == 101 + 1 + 300
+
+
+def test_cidv0_leaf_bytes_written_out_by_hand() -> None:
+    # PBNode.Data (field 1, 9 bytes) = UnixFS {Type: File (08 02), Data: "abc" (12 03 61 62 63),
+    # filesize: 3 (18 03)}; no links.
+    block = bytes([0x0A, 0x09, 0x08, 0x02, 0x12, 0x03, 0x61, 0x62, 0x63, 0x18, 0x03])
+    for version, prefix in ((0, b""), (1, bytes([0x01, 0x70]))):
+        node = leaf(b"abc", version, raw_leaves=False)
+        assert bytes(node.cid) == prefix + bytes([0x12, 0x20]) + hashlib.sha256(block).digest()
+        assert (node.file_size, node.tsize) == (3, 11)
+    # An empty chunk has no Data field in its UnixFS message.
+    empty = bytes([0x0A, 0x04, 0x08, 0x02, 0x18, 0x00])
+    assert bytes(leaf(b"", 0, raw_leaves=False).cid) == bytes([0x12, 0x20]) + hashlib.sha256(empty).digest()
+    raw = leaf(b"abc", 1, raw_leaves=True)
+    assert bytes(raw.cid) == bytes([0x01, 0x55, 0x12, 0x20]) + hashlib.sha256(b"abc").digest()
+    assert (raw.file_size, raw.tsize) == (3, 3)
+
+
+def test_a_lowered_link_limit_builds_the_balanced_tree_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 3 links per node, 7 leaves make nodes [l1 l2 l3] [l4 l5 l6] [l7], then [n1 n2 n3]."""
+    import exchange.unixfs as unixfs
+
+    monkeypatch.setattr(unixfs, "MAX_LINKS", 3)
+    monkeypatch.setattr(unixfs, "CHUNK_SIZE", 4)
+    data = bytes(range(26))  # 6 full chunks of 4 bytes and one of 2
+    leaves = [leaf(data[i : i + 4], 1, True) for i in range(0, 26, 4)]
+    assert [x.file_size for x in leaves] == [4, 4, 4, 4, 4, 4, 2]
+    n1, n2, n3 = inner_node(leaves[0:3], 1), inner_node(leaves[3:6], 1), inner_node(leaves[6:], 1)
+    top = inner_node([n1, n2, n3], 1)
+    importer = UnixFsImporter(1)
+    importer.update(data)
+    assert importer.finish() == top
+    assert top.file_size == 26
+    # One leaf more than 3 * 3: the root gains a third level, its second child a lone chain.
+    data = bytes(range(37))
+    leaves = [leaf(data[i : i + 4], 1, True) for i in range(0, 37, 4)]
+    assert len(leaves) == 10
+    level1 = [inner_node(leaves[i : i + 3], 1) for i in range(0, 9, 3)]
+    expected = inner_node([inner_node(level1, 1), inner_node([inner_node(leaves[9:], 1)], 1)], 1)
+    importer = UnixFsImporter(1)
+    importer.update(data)
+    assert importer.finish() == expected
