@@ -6,38 +6,40 @@ succeeded; nothing the program does can produce one otherwise:
 
 * The tests are never written to a file and never enter the program's memory. Inside the
   sandbox a trusted *harness* forks the program's process first, and only then reads the
-  tests and a fresh per-run nonce from its stdin pipe, which the parent has closed by the
-  time the program starts. The harness marks itself non-dumpable, so the program (same
-  uid, no capabilities) can neither ptrace it nor read its ``/proc/PID/mem`` or file
-  descriptors.
-* The tests run in the harness. Each call of a function the program defined is sent over
-  a socket to the program's process, and only plain values (``None``, bool, int, float,
-  complex, str, bytes, list, tuple, dict, set, frozenset) come back, decoded by the
-  harness: a returned object with a doctored ``__eq__`` cannot exist on the harness side.
-* Only after the last test the harness writes the nonce to a dedicated pipe that the
-  program's process closed before running a line of the program. The parent counts a
-  pass only when the harness exited 0 *and* that pipe holds exactly the nonce: exiting
-  early (``SystemExit``, ``os._exit``), killing or stopping the harness, or printing
-  look-alike text anywhere are all failures.
+  tests and a fresh per-run nonce from its socket to the caller. The harness is
+  non-dumpable, so the program (same uid, no capabilities) can neither ptrace it nor read
+  its ``/proc/PID/mem`` or descriptors.
+* The tests run in the harness. Each call of a function the program defined is sent to the
+  program's process, and only plain values (``None``, bool, int, float, complex, str,
+  bytes, list, tuple, dict, set, frozenset; exact types) come back, decoded by the harness:
+  a returned object with a doctored ``__eq__`` cannot exist on the harness side.
+* Only after the last test does the harness send the nonce, on a socket the program's
+  process closed before running a line of the program. The caller counts a pass only when
+  exactly the nonce arrives: exiting early (``SystemExit``, ``os._exit``), killing or
+  stopping the harness, or printing look-alike text anywhere are all failures.
 
 Isolation (:func:`isolation_level`):
 
 ``full``
-    bubblewrap (``bwrap``), which works without root: new user, PID, network, IPC, UTS
-    and cgroup namespaces; the program sees ``/usr`` read-only, its own ``/proc`` (no host
-    processes, so no ``/proc/PPID/environ`` and nobody to signal), a ``/dev`` with the
-    usual nodes, and private size-capped tmpfs for ``/tmp`` and ``/dev/shm`` (the only
-    writable paths); the repository, the model cache, ``/root``, ``/home``, ``/run`` and
-    ``/etc`` do not exist in it. There is no network, not even loopback. The environment is
-    empty. When the namespace's init dies every process in it dies, including ones that
-    called ``setsid``; the process limit is counted per user namespace, so leaked
-    processes of one run cannot starve the next. Run as root, the sandbox is started as
-    user ``nobody`` so that the process limit applies at all.
+    bubblewrap (``bwrap``), which works without root. One long-lived *zygote* per worker
+    runs in new user, PID, network, IPC, UTS and cgroup namespaces, sees ``/usr`` read-only
+    and nothing else of the host (no repository, model cache, ``/root``, ``/home``,
+    ``/etc``, ``/run``), with no network at all (not even loopback) and an empty
+    environment. For each program it forks into fresh PID, mount and IPC namespaces, where
+    the harness is PID 1: it mounts a private size-capped tmpfs over ``/tmp`` and
+    ``/dev/shm`` (the only writable paths) and a ``/proc`` showing only the program's own
+    processes (no ``/proc/PPID/environ``, nobody to signal), drops every capability, sets
+    the rlimits, and forks the program. When the harness exits, the kernel kills every
+    process of that namespace, including ones that called ``setsid``. The process limit is
+    counted per user namespace, so nothing of one worker can starve another. Forking a
+    warm zygote instead of starting bubblewrap and an interpreter per program is what
+    keeps the throughput. Run as root, the zygote starts as ``nobody`` (root ignores the
+    process limit).
 ``unsafe``
     bubblewrap cannot create namespaces here. :func:`run_program` then refuses with
-    :class:`SandboxUnavailableError` unless called with ``unsafe=True``, which runs the
-    same harness (same verdict rules, rlimits, empty environment, new session) with no
-    namespaces: the program can read what the user can and reach loopback.
+    :class:`SandboxUnavailableError` unless called with ``unsafe=True``, which runs the same
+    harness (same verdict rules, rlimits, empty environment, a fresh folder) without
+    namespaces: the program can read what the user can, reach loopback and outlive its run.
 
 Results depend only on the program (never on the pool size), so Pass@1 is the same
 whatever the thread count. Programs that do not compile are failed without starting a
@@ -51,6 +53,7 @@ import contextlib
 import enum
 import functools
 import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -126,7 +129,6 @@ class Limits:
 @dataclass(frozen=True)
 class ExecResult:
     status: Status
-    returncode: int | None
     stderr_tail: str
     seconds: float
     isolation: str
@@ -153,11 +155,12 @@ cfg = json.loads(sys.argv[1])
 FULL, MAX_MSG = cfg["full"], 1 << 24
 libc = ctypes.CDLL(None, use_errno=True)
 ctl = socket.socket(fileno=cfg["ctl_fd"])
+JOB = None  # the job's socket, in J and H
 
 def check(rc, what):
     if rc != 0:
-        sys.stderr.write("sandbox setup failed: %s errno %d\n" % (what, ctypes.get_errno()))
-        sys.stderr.flush()
+        if JOB is not None:
+            JOB.sendall(("E%s failed: errno %d" % (what, ctypes.get_errno())).encode())
         os._exit(97)
 
 def send(sock, obj):
@@ -247,6 +250,7 @@ def program(theirs):
 
 def harness(job, err):
     libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG SIGKILL: die with J
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of the program come back here
     if FULL:
         check(libc.mount(b"none", b"/", None, (1 << 14) | (1 << 18), None), "private")
     limits = recv(job)
@@ -274,6 +278,7 @@ def harness(job, err):
     if pid == 0:
         ours.close()
         job.close()
+        os.setpgid(0, 0)
         program(theirs)
     theirs.close()
 
@@ -281,6 +286,16 @@ def harness(job, err):
         try:
             job.sendall(code)
         finally:
+            if not FULL:  # no PID namespace to end the program: kill its group, reap it all
+                try:
+                    os.killpg(pid, 9)
+                except OSError:
+                    pass
+                try:
+                    while True:
+                        os.waitpid(-1, 0)
+                except OSError:
+                    pass
             os._exit(0)
 
     signal.signal(signal.SIGALRM, lambda *_: finish(b"T"))
@@ -343,6 +358,7 @@ while True:
         libc.prctl(1, 9, 0, 0, 0)  # die with the zygote
         ctl.close()
         job, err = socket.socket(fileno=fds[0]), fds[1]
+        JOB = job
         if FULL:
             check(libc.unshare(0x00020000 | 0x20000000 | 0x08000000), "unshare")
         h = os.fork()
@@ -401,10 +417,18 @@ def _bwrap_args() -> list[str]:
     ]
 
 
-def _drop_to() -> tuple[int, int] | None:
-    """As root, the sandbox starts as ``nobody`` (root ignores the process limit)."""
+_UNSAFE_UIDS = itertools.count(1_999_000_000)
+
+
+def _drop_to(full: bool) -> tuple[int, int] | None:
+    """The ids the zygote runs as: root ignores the process limit, so as root a full sandbox
+    starts as ``nobody`` (its process count is then per user namespace) and an unsafe one as
+    a uid of its own (the count is per uid there, and ``nobody`` has other processes)."""
     if os.geteuid() != 0:
         return None
+    if not full:
+        uid = next(_UNSAFE_UIDS)
+        return (uid, uid)
     import pwd
 
     try:
@@ -428,7 +452,7 @@ class _Zygote:
     def __init__(self, full: bool) -> None:
         self.full = full
         parent, child = socket.socketpair()
-        ids = _drop_to()
+        ids = self.ids = _drop_to(full)
         extra: dict[str, Any] = {}
         if ids is not None:
             extra = {"user": ids[0], "group": ids[1], "extra_groups": []}
@@ -465,8 +489,8 @@ class _Zygote:
         workdir = None if self.full else tempfile.mkdtemp(prefix="knexa-sbx-")
         try:
             with tempfile.TemporaryFile() as err:
-                if workdir is not None and _drop_to() is not None:
-                    os.chown(workdir, *_drop_to())  # type: ignore[misc]
+                if workdir is not None and self.ids is not None:
+                    os.chown(workdir, *self.ids)
                 try:
                     socket.send_fds(self.ctl, [b"J"], [theirs.fileno(), err.fileno()])
                 except OSError as exc:
@@ -475,7 +499,8 @@ class _Zygote:
                     theirs.close()
                 mb = 1024 * 1024
                 first = {
-                    "rlimits": _rlimits(limits),
+                    # Unsafe and not root: the process count would be the caller's own.
+                    "rlimits": _rlimits(limits, nproc=self.full or self.ids is not None),
                     "wall_s": limits.wall_s,
                     "tmp_bytes": limits.tmp_mb * mb,
                     "workdir": workdir,
@@ -486,9 +511,9 @@ class _Zygote:
                 try:
                     ours.settimeout(limits.wall_s + 5.0)
                     ours.sendall(_frame(first) + _frame(second))
-                    while len(verdict) < 64:
+                    while len(verdict) < 512:
                         ours.settimeout(max(0.01, deadline - time.monotonic()))
-                        chunk = ours.recv(64)
+                        chunk = ours.recv(512)
                         if not chunk:
                             break
                         verdict += chunk
@@ -507,6 +532,8 @@ class _Zygote:
                 shutil.rmtree(workdir, ignore_errors=True)
         if verdict == nonce.encode():
             return "passed", tail
+        if verdict.startswith(b"E"):
+            raise SandboxError("sandbox setup failed: " + verdict[1:].decode("ascii", "replace"))
         return ("timeout" if verdict == b"T" else "failed"), tail
 
 
@@ -579,11 +606,11 @@ def isolation_level() -> Isolation:
     return Isolation.FULL if _probe(BWRAP, SYSTEM_PYTHON) else Isolation.UNSAFE
 
 
-def _rlimits(limits: Limits) -> list[tuple[int, int]]:
+def _rlimits(limits: Limits, *, nproc: bool = True) -> list[tuple[int, int]]:
     import resource
 
     mb = 1024 * 1024
-    return [
+    out = [
         (resource.RLIMIT_CPU, limits.cpu_s),
         (resource.RLIMIT_AS, limits.memory_mb * mb),
         (resource.RLIMIT_FSIZE, limits.file_mb * mb),
@@ -592,6 +619,7 @@ def _rlimits(limits: Limits) -> list[tuple[int, int]]:
         (resource.RLIMIT_NPROC, limits.processes + 4),
         (resource.RLIMIT_CORE, 0),
     ]
+    return [r for r in out if nproc or r[0] != resource.RLIMIT_NPROC]
 
 
 def run_program(program: Program | str, limits: Limits | None = None, *, unsafe: bool = False) -> ExecResult:
@@ -612,7 +640,7 @@ def run_program(program: Program | str, limits: Limits | None = None, *, unsafe:
         )
     start = time.monotonic()
     status, tail = _POOL.run(program, limits, level is Isolation.FULL)
-    return ExecResult(status, None, tail, time.monotonic() - start, str(level))
+    return ExecResult(status, tail, time.monotonic() - start, str(level))
 
 
 _MAX_SOURCE = 200_000
@@ -627,13 +655,13 @@ def _syntax_reject(program: Program) -> ExecResult | None:
     ends the program before any test runs).
     """
     if len(program.source) + len(program.tests) > _MAX_SOURCE:
-        return ExecResult("failed", None, "program too large", 0.0, "precheck")
+        return ExecResult("failed", "program too large", 0.0, "precheck")
     try:
         with warnings.catch_warnings():  # e.g. SyntaxWarning for odd literals: not our business here
             warnings.simplefilter("ignore")
             compile(program.source, "prog.py", "exec", dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:
-        return ExecResult("failed", None, f"{type(exc).__name__}: {exc}", 0.0, "precheck")
+        return ExecResult("failed", f"{type(exc).__name__}: {exc}", 0.0, "precheck")
     return None
 
 

@@ -125,3 +125,32 @@ def test_programs_that_do_not_compile_fail_without_a_process() -> None:
     assert [r.status for r in res] == ["failed", "passed"]
     assert res[0].isolation == "precheck"
     assert "SyntaxError" in res[0].stderr_tail
+
+
+def test_cli_refuses_without_isolation_unless_told_unsafe(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    monkeypatch.setattr(sandbox, "BWRAP", "/nonexistent/bwrap")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["evaluate", "--split", "test_novel", "--json"])
+    assert refused.exit_code == 2
+    assert "--unsafe-sandbox" in refused.stderr
+    unsafe = runner.invoke(app, ["evaluate", "--split", "test_novel", "--json", "--unsafe-sandbox"])
+    assert unsafe.exit_code == 0, unsafe.output
+    assert "warning" in unsafe.stderr
+    data = json.loads(unsafe.stdout)
+    assert data["isolation"] == "unsafe"
+    assert data["pass_at_1"] == 1.0
+
+
+def test_a_sandbox_that_cannot_be_built_is_an_error_not_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A zygote whose per-program namespaces cannot be made (here: a full zygote without bwrap).
+    monkeypatch.setattr(sandbox, "_bwrap_args", list)
+    monkeypatch.setattr(sandbox, "_POOL", sandbox._Pool())
+    with pytest.raises(SandboxError, match="setup failed"):
+        run_program("assert True\n", FAST)
+    sandbox._POOL.close()
