@@ -101,6 +101,12 @@ def cases(*, marker: str, port: int, target_pid: int, survivor: str, tmp_mb: int
             True,
         ),
         Case(
+            "shadow-a-builtin-the-tests-use",
+            "def abs(x):\n    return 0\ndef isinstance(x, t):\n    return True\ndef f(x):\n    return 99\n",
+            "assert abs(f(1) - 2) < 1e-9\nassert isinstance(f(1), str)\n",
+            True,
+        ),
+        Case(
             "kill-the-harness-then-exit-0",
             "import os, signal\nfor p in (os.getppid(), 1, -1):\n    try:\n"
             "        os.kill(p, signal.SIGKILL)\n    except OSError:\n        pass\n"
