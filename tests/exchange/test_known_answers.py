@@ -14,10 +14,10 @@ import random
 from pathlib import Path
 
 import pytest
-from multiformats import CID
+from multiformats import CID, multihash
 
-from exchange.cid import cid_of, cid_of_file, verify_content, verify_file
-from exchange.errors import CidMismatchError
+from exchange.cid import cid_of, cid_of_file, normalize_cid, parse_cid, verify_content, verify_file
+from exchange.errors import CidMismatchError, InvalidCidError
 from exchange.unixfs import CHUNK_SIZE, MAX_LINKS, Child, UnixFsImporter, encode_inner_node, inner_node, leaf
 
 RECORDED: dict[tuple[int, int], str] = {
@@ -156,3 +156,61 @@ def test_a_lowered_link_limit_builds_the_balanced_tree_by_hand(monkeypatch: pyte
     importer = UnixFsImporter(1)
     importer.update(data)
     assert importer.finish() == expected
+
+
+# --- exchange.cid: parsing, normalising and verifying, against values written out ---------------
+
+HELLO_V0 = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"  # `ipfs add` of b"hello world\n" (Kubo)
+
+
+def _refusal(value: object) -> str:
+    with pytest.raises(InvalidCidError) as caught:
+        parse_cid(value)  # type: ignore[arg-type]
+    return str(caught.value)
+
+
+def test_cid_of_concatenates_an_iterable_of_chunks() -> None:
+    assert cid_of(iter([b"hello ", b"world\n"]), 0) == HELLO_V0
+    assert cid_of([b"hello world\n"], 0) == HELLO_V0
+
+
+def test_refusals_name_their_reason() -> None:
+    assert _refusal("") == "not a CID: ''"
+    assert _refusal(12) == "not a CID: 12"
+    assert _refusal("a" * 201) == "not a CID: " + repr("a" * 201)  # too long: never decoded
+    assert _refusal("not a cid").startswith("not a CID: 'not a cid' (")  # decoded, and failed
+    # 200 characters is not too long: a valid identity-hash CID of that length is decoded, then
+    # refused for its hash function.
+    identity = str(CID("base32", 1, "raw", multihash.digest(b"y" * 120, "identity")))
+    assert len(identity) == 200
+    assert _refusal(identity) == f"unsupported hash function identity in {identity}"
+    sha512 = str(CID("base32", 1, "raw", multihash.digest(b"x", "sha2-512")))
+    assert _refusal(sha512) == f"unsupported hash function sha2-512 in {sha512}"
+    dag_json = "bagaaierasords4njcts6vs7qvdjfcvgnume4hqohf65zsfguprqphs3icwea"
+    assert _refusal(dag_json) == f"unsupported codec json in {dag_json}"
+
+
+def test_normalize_keeps_cidv0_in_base58() -> None:
+    assert normalize_cid(HELLO_V0) == HELLO_V0
+    assert normalize_cid(f" {HELLO_V0}\n") == HELLO_V0
+    assert normalize_cid(CID.decode(HELLO_V0)) == HELLO_V0
+
+
+def test_a_raw_cid_addresses_the_whole_content_as_one_block(tmp_path: Path) -> None:
+    # A `raw` CID over more than one chunk is legal (one block of any size): its CID is sha2-256
+    # of all the bytes, unlike the chunked dag-pb layout of the same bytes.
+    data = cached(SIZES[0])
+    raw = (
+        "bafkrei" + CID("base32", 1, "raw", bytes([0x12, 0x20]) + hashlib.sha256(data).digest()).encode()[7:]
+    )
+    assert raw == str(CID("base32", 1, "raw", bytes([0x12, 0x20]) + hashlib.sha256(data).digest()))
+    assert raw != RECORDED[(SIZES[0], 1)]
+    assert verify_content(data, raw) == raw
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert verify_file(path, raw) == raw
+    with pytest.raises(CidMismatchError) as caught:
+        verify_content(data[:-1], raw)
+    short = str(CID("base32", 1, "raw", bytes([0x12, 0x20]) + hashlib.sha256(data[:-1]).digest()))
+    assert caught.value.actual == short
+    assert caught.value.expected == raw
