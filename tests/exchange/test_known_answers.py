@@ -200,10 +200,8 @@ def test_a_raw_cid_addresses_the_whole_content_as_one_block(tmp_path: Path) -> N
     # A `raw` CID over more than one chunk is legal (one block of any size): its CID is sha2-256
     # of all the bytes, unlike the chunked dag-pb layout of the same bytes.
     data = cached(SIZES[0])
-    raw = (
-        "bafkrei" + CID("base32", 1, "raw", bytes([0x12, 0x20]) + hashlib.sha256(data).digest()).encode()[7:]
-    )
-    assert raw == str(CID("base32", 1, "raw", bytes([0x12, 0x20]) + hashlib.sha256(data).digest()))
+    raw = str(CID("base32", 1, "raw", bytes([0x12, 0x20]) + hashlib.sha256(data).digest()))
+    assert raw.startswith("bafkrei")
     assert raw != RECORDED[(SIZES[0], 1)]
     assert verify_content(data, raw) == raw
     path = tmp_path / "blob"
