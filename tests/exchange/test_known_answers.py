@@ -18,7 +18,18 @@ from multiformats import CID, multihash
 
 from exchange.cid import cid_of, cid_of_file, normalize_cid, parse_cid, verify_content, verify_file
 from exchange.errors import CidMismatchError, InvalidCidError
-from exchange.unixfs import CHUNK_SIZE, MAX_LINKS, Child, UnixFsImporter, encode_inner_node, inner_node, leaf
+from exchange.unixfs import (
+    CHUNK_SIZE,
+    MAX_LINKS,
+    Child,
+    UnixFsImporter,
+    encode_inner_node,
+    encode_varint,
+    import_bytes,
+    inner_node,
+    iter_file,
+    leaf,
+)
 
 RECORDED: dict[tuple[int, int], str] = {
     (262_145, 0): "QmdkAszdeWKht9nXSzPKGUYvUqpMfm325GuCn1pZnTa9ja",
@@ -212,3 +223,41 @@ def test_a_raw_cid_addresses_the_whole_content_as_one_block(tmp_path: Path) -> N
     short = str(CID("base32", 1, "raw", bytes([0x12, 0x20]) + hashlib.sha256(data[:-1]).digest()))
     assert caught.value.actual == short
     assert caught.value.expected == raw
+
+
+# --- exchange.unixfs: the importer's edges --------------------------------------------------------
+
+
+def test_a_finished_importer_refuses_more() -> None:
+    importer = UnixFsImporter(1)
+    importer.update(b"abc")
+    importer.finish()
+    with pytest.raises(RuntimeError, match=r"^importer already finished$"):
+        importer.update(b"d")
+    with pytest.raises(RuntimeError, match=r"^importer already finished$"):
+        importer.finish()
+
+
+def test_negative_varints_are_refused_with_a_message() -> None:
+    with pytest.raises(ValueError, match=r"^varint must be non-negative$"):
+        encode_varint(-5)
+    assert encode_varint(300) == bytes([0xAC, 0x02])
+    assert encode_varint(2**35) == bytes([0x80, 0x80, 0x80, 0x80, 0x80, 0x01])
+
+
+def test_import_bytes_defaults_to_cidv1_raw_leaves_and_honours_raw_leaves_false() -> None:
+    assert str(import_bytes([b"hello world\n"]).cid) == str(
+        CID("base32", 1, "raw", bytes([0x12, 0x20]) + hashlib.sha256(b"hello world\n").digest())
+    )
+    assert str(import_bytes([b"hello ", b"world\n"], 0).cid) == HELLO_V0
+    # CIDv1 without raw leaves: the CIDv0 block, addressed as CIDv1 dag-pb.
+    v1_pb = import_bytes([b"hello world\n"], 1, raw_leaves=False)
+    assert v1_pb.cid.digest == CID.decode(HELLO_V0).digest
+    assert (v1_pb.cid.version, v1_pb.cid.codec.name) == (1, "dag-pb")
+
+
+def test_iter_file_reads_in_blocks() -> None:
+    import io
+
+    assert list(iter_file(io.BytesIO(b"x" * 10), block=4)) == [b"xxxx", b"xxxx", b"xx"]
+    assert list(iter_file(io.BytesIO(b""))) == []
