@@ -73,11 +73,12 @@ def test_cids_match_those_the_node_recorded(size: int, version: int, tmp_path: P
     data = cached(size)
     expected = RECORDED[(size, version)]
     assert cid_of(data, version) == expected  # type: ignore[arg-type]
-    assert verify_content(data, expected) == expected
-    path = tmp_path / "blob"
-    path.write_bytes(data)
-    assert cid_of_file(path, version) == expected  # type: ignore[arg-type]
-    assert verify_file(path, expected) == expected
+    if size < 10 << 20:  # the file and verify paths are the same importer: spare the 44 MiB one
+        assert verify_content(data, expected) == expected
+        path = tmp_path / "blob"
+        path.write_bytes(data)
+        assert cid_of_file(path, version) == expected  # type: ignore[arg-type]
+        assert verify_file(path, expected) == expected
     # Streamed in odd pieces, the importer gives the same root.
     importer = UnixFsImporter(version)
     for start in range(0, size, 1_000_003):
@@ -89,7 +90,7 @@ def test_cids_match_those_the_node_recorded(size: int, version: int, tmp_path: P
 
 @pytest.mark.parametrize("version", [0, 1], ids=["cidv0", "cidv1"])
 def test_one_byte_more_or_less_changes_the_recorded_cid(version: int) -> None:
-    size = SIZES[-1]
+    size = SIZES[-2]
     data = cached(size)
     with pytest.raises(CidMismatchError):
         verify_content(data[:-1], RECORDED[(size, version)])
