@@ -262,3 +262,13 @@ def test_iter_file_reads_in_blocks() -> None:
 
     assert list(iter_file(io.BytesIO(b"x" * 10), block=4)) == [b"xxxx", b"xxxx", b"xx"]
     assert list(iter_file(io.BytesIO(b""))) == []
+
+
+def test_importer_defaults_and_refusals() -> None:
+    default = UnixFsImporter()
+    assert (default.cid_version, default.raw_leaves) == (1, True)
+    assert (UnixFsImporter(0).cid_version, UnixFsImporter(0).raw_leaves) == (0, False)
+    with pytest.raises(ValueError, match=r"^CID version must be 0 or 1, not 2$"):
+        UnixFsImporter(2)
+    with pytest.raises(ValueError, match=r"^raw leaves need CIDv1$"):
+        UnixFsImporter(0, raw_leaves=True)
