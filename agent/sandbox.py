@@ -72,12 +72,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from agent.errors import AgentError
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 BWRAP = "/usr/bin/bwrap"
 Status = Literal["passed", "failed", "timeout"]
 
 
-class SandboxError(Exception):
+class SandboxError(AgentError):
     """Base of the errors raised by the sandbox."""
 
 

@@ -137,8 +137,8 @@ def test_cli_refuses_without_isolation_unless_told_unsafe(monkeypatch: pytest.Mo
     monkeypatch.setattr(sandbox, "BWRAP", "/nonexistent/bwrap")
     runner = CliRunner()
     refused = runner.invoke(app, ["evaluate", "--split", "test_novel", "--json"])
-    assert refused.exit_code == 2
-    assert "--unsafe-sandbox" in refused.stderr
+    assert refused.exit_code == 1
+    assert "--unsafe-sandbox" in json.loads(refused.stdout)["error"]
     unsafe = runner.invoke(app, ["evaluate", "--split", "test_novel", "--json", "--unsafe-sandbox"])
     assert unsafe.exit_code == 0, unsafe.output
     assert "warning" in unsafe.stderr

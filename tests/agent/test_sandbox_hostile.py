@@ -33,11 +33,11 @@ HERE = Path(__file__).resolve().parent
 
 pytestmark = pytest.mark.skipif(isolation_level() is not Isolation.FULL, reason="bubblewrap unavailable")
 
-# Run by the system interpreter as nobody, from a copy of the two standard-library modules.
+# Run by the system interpreter as nobody, from a copy of the sandbox's modules.
 _RUNNER = """
 import json, os, signal, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import sandbox
+from agent import sandbox
 got = []
 signal.signal(signal.SIGUSR1, lambda *_: got.append(1))
 cases = json.loads(sys.stdin.read())
@@ -92,7 +92,11 @@ def _run_as_nobody(cs: list[hostile.Case], secret: str) -> tuple[list[dict[str, 
 
 def _run_in(tmp: Path, cs: list[hostile.Case], secret: str) -> tuple[list[dict[str, str]], int]:
     tmp.chmod(0o755)
-    shutil.copy(Path(sandbox.__file__), tmp / "sandbox.py")
+    package = tmp / "agent"  # the two standard-library modules, without the package's heavy imports
+    package.mkdir(mode=0o755)
+    (package / "__init__.py").write_text("")
+    shutil.copy(Path(sandbox.__file__), package / "sandbox.py")
+    shutil.copy(Path(sandbox.__file__).with_name("errors.py"), package / "errors.py")
     (tmp / "runner.py").write_text(_RUNNER)
     payload = json.dumps([asdict(LIMITS), *[{"source": c.source, "tests": c.tests} for c in cs]])
     proc = subprocess.run(
