@@ -16,7 +16,16 @@ from pathlib import Path
 import pytest
 from multiformats import CID, multihash
 
-from exchange.cid import cid_of, cid_of_file, normalize_cid, parse_cid, verify_content, verify_file
+from exchange.cid import (
+    cid_binary,
+    cid_of,
+    cid_of_file,
+    cid_text,
+    normalize_cid,
+    parse_cid,
+    verify_content,
+    verify_file,
+)
 from exchange.errors import CidMismatchError, InvalidCidError
 from exchange.unixfs import (
     CHUNK_SIZE,
@@ -272,3 +281,31 @@ def test_importer_defaults_and_refusals() -> None:
         UnixFsImporter(2)
     with pytest.raises(ValueError, match=r"^raw leaves need CIDv1$"):
         UnixFsImporter(0, raw_leaves=True)
+
+
+# Binary form of HELLO_V0 (sha2-256 multihash: 12 20 + digest), decoded once from its base58 text.
+HELLO_V0_BINARY = bytes.fromhex("122046d44814b9c5af141c3aaab7c05dc5e844ead5f91f12858b021eba45768b4c0e")
+
+
+def test_binary_and_text_forms_of_cids() -> None:
+    assert cid_binary(HELLO_V0) == HELLO_V0_BINARY
+    assert cid_binary(CID.decode(HELLO_V0)) == HELLO_V0_BINARY
+    assert cid_text(HELLO_V0_BINARY) == HELLO_V0
+    assert cid_text(bytearray(HELLO_V0_BINARY)) == HELLO_V0  # any bytes-like value
+    raw_binary = bytes([0x01, 0x55, 0x12, 0x20]) + hashlib.sha256(b"hello world\n").digest()
+    raw_text = str(CID("base32", 1, "raw", bytes([0x12, 0x20]) + hashlib.sha256(b"hello world\n").digest()))
+    assert cid_text(raw_binary) == raw_text
+    assert cid_binary(raw_text) == raw_binary
+    assert (
+        normalize_cid(raw_text.upper().replace("B", "B", 1)) == raw_text
+    )  # base32 upper case is the same CID
+
+
+def test_bad_binary_cids_are_refused_with_their_reason() -> None:
+    with pytest.raises(InvalidCidError) as caught:
+        cid_text(b"\x01\x02")
+    assert str(caught.value).startswith("not a binary CID: 0102...: ")
+    sha512 = bytes(CID("base32", 1, "raw", multihash.digest(b"x", "sha2-512")))
+    with pytest.raises(InvalidCidError) as caught:
+        cid_text(sha512)
+    assert str(caught.value).startswith("unsupported hash function sha2-512 in ")
