@@ -291,7 +291,7 @@ def test_binary_and_text_forms_of_cids() -> None:
     assert cid_binary(HELLO_V0) == HELLO_V0_BINARY
     assert cid_binary(CID.decode(HELLO_V0)) == HELLO_V0_BINARY
     assert cid_text(HELLO_V0_BINARY) == HELLO_V0
-    assert cid_text(bytearray(HELLO_V0_BINARY)) == HELLO_V0  # any bytes-like value
+    assert cid_text(bytearray(HELLO_V0_BINARY)) == HELLO_V0  # type: ignore[arg-type]  # any bytes-like value
     raw_binary = bytes([0x01, 0x55, 0x12, 0x20]) + hashlib.sha256(b"hello world\n").digest()
     raw_text = str(CID("base32", 1, "raw", bytes([0x12, 0x20]) + hashlib.sha256(b"hello world\n").digest()))
     assert cid_text(raw_binary) == raw_text
