@@ -75,8 +75,8 @@ def _mutmut(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(exe), *args], cwd=WORK, env=env, capture_output=True, text=True, check=False)
 
 
-def run(max_children: int) -> dict[str, str]:
-    proc = _mutmut("run", "--max-children", str(max_children))
+def run(max_children: int, names: list[str]) -> dict[str, str]:
+    proc = _mutmut("run", "--max-children", str(max_children), *names)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"mutmut run failed ({proc.returncode})")
@@ -101,9 +101,20 @@ def main() -> None:
     ap.add_argument("--tests", nargs="+", required=True)
     ap.add_argument("--max-children", type=int, default=2)
     ap.add_argument("--check", action="store_true", help="fail on a survivor not argued equivalent")
+    ap.add_argument(
+        "--rerun",
+        nargs="*",
+        metavar="MUTANT",
+        help="reuse build/mutation: refresh its tests, rerun only these mutants, then report on all",
+    )
     args = ap.parse_args()
-    prepare(args.modules, args.tests)
-    statuses = run(args.max_children)
+    if args.rerun is None:
+        prepare(args.modules, args.tests)
+    else:
+        for tests in (WORK / "tests", WORK / "mutants" / "tests"):
+            for test in args.tests:
+                shutil.copy(ROOT / test, tests / Path(test).relative_to("tests"))
+    statuses = run(args.max_children, args.rerun or [])
     arguments: dict[str, str] = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
     survivors = sorted(n for n, s in statuses.items() if s not in KILLED)
     equivalent = [n for n in survivors if n in arguments]

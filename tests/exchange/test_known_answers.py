@@ -309,3 +309,10 @@ def test_bad_binary_cids_are_refused_with_their_reason() -> None:
     with pytest.raises(InvalidCidError) as caught:
         cid_text(sha512)
     assert str(caught.value).startswith("unsupported hash function sha2-512 in ")
+
+
+def test_normalize_rewrites_a_cid_object_in_another_base() -> None:
+    raw_text = str(CID("base32", 1, "raw", bytes([0x12, 0x20]) + hashlib.sha256(b"abc").digest()))
+    in_base58 = CID.decode(raw_text).set(base="base58btc")
+    assert str(in_base58).startswith("z")
+    assert normalize_cid(in_base58) == raw_text
