@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +15,10 @@ from rich.table import Table
 from agent.data.splits import build_suite, check_disjoint, split_rows
 from agent.data.templates import CATEGORIES
 from clikit import ExitCode, fail, json_option
+
+if TYPE_CHECKING:
+    from agent.data.problems import Problem
+    from agent.sandbox import Evaluator
 
 app = typer.Typer(help="knexa agent: data suite, model zoo, Pass@1 evaluation.", no_args_is_help=True)
 _out = Console()
@@ -128,13 +133,28 @@ def evaluate(
     model: str = typer.Option("reference", help="'reference' (the reference solutions) or a zoo model name"),
     seed: int = typer.Option(0, help="data seed"),
     workers: int = typer.Option(2, min=1, max=32, help="sandbox worker processes"),
+    unsafe_sandbox: bool = typer.Option(
+        False,
+        "--unsafe-sandbox",
+        help="run programs without isolation where the sandbox cannot be built (they can read your files)",
+    ),
     json_output: bool = json_option(),
 ) -> None:
     """Pass@1 in the sandbox: of the reference solutions (a self-check) or of a pretrained base model."""
-    from agent.data.problems import Problem
-    from agent.sandbox import Evaluator, isolation_level
+    from agent.sandbox import Evaluator, Isolation, SandboxError, isolation_level
 
-    evaluator = Evaluator(workers=workers)
+    level = isolation_level()
+    if level is Isolation.UNSAFE:
+        if not unsafe_sandbox:
+            fail(
+                "the sandbox cannot isolate programs on this machine (bubblewrap cannot create "
+                "namespaces); --unsafe-sandbox runs them without isolation"
+            )
+        _err.print(
+            "[yellow]warning:[/yellow] --unsafe-sandbox: generated programs run WITHOUT isolation; "
+            "they can read your files and environment and reach the network"
+        )
+    evaluator = Evaluator(workers=workers, unsafe=unsafe_sandbox)
     problems: list[Problem]
     if split == "humaneval-canonical":
         from agent.models.real import MissingPackageError, load_humaneval
@@ -148,26 +168,17 @@ def evaluate(
         problems = list(suite.test if split == "test" else suite.test_novel)
     else:
         fail(f"unknown split {split!r}", code=ExitCode.USAGE)
-    if model == "reference":
-        results = evaluator.run_many([p.program(p.solution) for p in problems])
-        passed = [r.passed for r in results]
-    else:
-        from agent.evaluate import pass_at_1
-        from agent.world import build_world, config_for_scale
-
-        scales = {spec: scale for scale in ("tiny", "small") for spec in config_for_scale(scale).families}
-        if model not in scales:
-            fail(f"unknown model {model!r}; choose from {sorted(scales)}", code=ExitCode.USAGE)
-        cfg = replace(config_for_scale(scales[model]), families=(model,))
-        codec, bases = build_world(cfg)
-        passed = list(pass_at_1(bases[model], codec, problems, evaluator).passed)
+    try:
+        passed = _evaluate(evaluator, problems, model)
+    except SandboxError as exc:
+        fail(exc)
     by_cat: dict[str, list[bool]] = {}
     for p, ok in zip(problems, passed, strict=True):
         by_cat.setdefault(p.category, []).append(ok)
     summary = {
         "split": split,
         "model": model,
-        "isolation": isolation_level(),
+        "isolation": str(level),
         "pass_at_1": sum(passed) / len(passed) if passed else 0.0,
         "n": len(passed),
         "by_category": {c: sum(v) / len(v) for c, v in sorted(by_cat.items())},
@@ -181,3 +192,19 @@ def evaluate(
     )
     for c, v in summary["by_category"].items():  # type: ignore[attr-defined]
         _out.print(f"  {c:14s} {v:.3f}")
+
+
+def _evaluate(evaluator: Evaluator, problems: Sequence[Problem], model: str) -> list[bool]:
+    """The pass/fail of each problem for the reference solutions or a zoo model's completions."""
+    if model == "reference":
+        results = evaluator.run_many([p.program(p.solution) for p in problems])
+        return [r.passed for r in results]
+    from agent.evaluate import pass_at_1
+    from agent.world import build_world, config_for_scale
+
+    scales = {spec: scale for scale in ("tiny", "small") for spec in config_for_scale(scale).families}
+    if model not in scales:
+        fail(f"unknown model {model!r}; choose from {sorted(scales)}", code=ExitCode.USAGE)
+    cfg = replace(config_for_scale(scales[model]), families=(model,))
+    codec, bases = build_world(cfg)
+    return list(pass_at_1(bases[model], codec, problems, evaluator).passed)

@@ -20,7 +20,7 @@ from agent.data.splits import TransferItem
 from agent.generation import greedy_complete, topk_logprobs
 from agent.models.tokenizer import Codec
 from agent.payload import BundleEntry, BundlePayload
-from agent.sandbox import Evaluator
+from agent.sandbox import Evaluator, Program
 
 BundleMode = Literal["logits", "text"]
 
@@ -34,8 +34,8 @@ class TeacherConfig:
     logit_noise: float = 0.0  # std of Gaussian noise on the logits (a low-quality teacher)
 
 
-def public_program(item: TransferItem, completion: str) -> str:
-    return item.prompt + completion + "\n\n" + "\n".join(item.public_tests) + "\n"
+def public_program(item: TransferItem, completion: str) -> Program:
+    return Program(item.prompt + completion, "\n".join(item.public_tests) + "\n")
 
 
 def targeted_prompts(

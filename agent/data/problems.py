@@ -14,6 +14,7 @@ from string import Template as StrTemplate
 from typing import Any
 
 from agent.data.templates import ARG_NAMES, EXTRA_ARG_NAMES, NAME_PREFIXES, Role, Template
+from agent.sandbox import Program
 
 N_PUBLIC_TESTS = 2
 N_HIDDEN_TESTS = 5
@@ -43,13 +44,14 @@ class Problem:
         """Identity used for split disjointness: the task text itself."""
         return prompt_key(self.prompt)
 
-    def program(self, completion: str, tests: tuple[str, ...] | None = None) -> str:
-        """A runnable program: prompt + completion followed by the asserts (hidden by default)."""
+    def program(self, completion: str, tests: tuple[str, ...] | None = None) -> Program:
+        """The sandbox's program: prompt + completion as the untrusted source, the asserts
+        (hidden by default) as the tests, which the program never sees."""
         chosen = self.hidden_tests if tests is None else tests
-        return self.prompt + completion + "\n\n" + "\n".join(chosen) + "\n"
+        return Program(self.prompt + completion, "\n".join(chosen) + "\n")
 
     @property
-    def reference_program(self) -> str:
+    def reference_program(self) -> Program:
         return self.program(self.solution)
 
 

@@ -19,12 +19,12 @@ from agent.data import (
     split_rows,
 )
 from agent.data.splits import Suite, all_keys
-from agent.sandbox import Evaluator
+from agent.sandbox import Evaluator, Program
 
 
-def _run_in_process(source: str) -> bool:
+def _run_in_process(program: Program) -> bool:
     try:
-        exec(source, {})
+        exec(program.script, {})
     except AssertionError:
         return False
     return True

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent import sandbox
-from agent.sandbox import Evaluator, Limits, isolation_level, run_program
+from agent.sandbox import (
+    Evaluator,
+    Isolation,
+    Limits,
+    Program,
+    SandboxError,
+    SandboxUnavailableError,
+    isolation_level,
+    run_program,
+)
 
 FAST = Limits(cpu_s=2, wall_s=4.0, memory_mb=256)
 
@@ -19,7 +26,6 @@ def test_correct_program_passes_and_wrong_program_fails() -> None:
     ok = run_program("def f(x):\n    return x + 1\n\nassert f(1) == 2\n", FAST)
     bad = run_program("def f(x):\n    return x - 1\n\nassert f(1) == 2\n", FAST)
     assert ok.passed
-    assert ok.returncode == 0
     assert not bad.passed
     assert bad.status == "failed"
     assert "AssertionError" in bad.stderr_tail
@@ -68,29 +74,6 @@ def test_writes_outside_the_temp_dir_do_not_land(tmp_path: Path) -> None:
     assert not repo_target.exists()
 
 
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    srv.settimeout(0.5)
-    yield srv
-    srv.close()
-
-
-@pytest.mark.skipif(isolation_level() != "full", reason="network isolation needs root (full mode)")
-def test_network_connection_to_loopback_listener_fails(listener: socket.socket) -> None:
-    port = listener.getsockname()[1]
-    prog = (
-        f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\ns.sendall(b'leak')\n"
-    )
-    res = run_program(prog, FAST)
-    assert not res.passed
-    with pytest.raises(TimeoutError):
-        listener.accept()  # nothing ever reached the listener
-
-
-@pytest.mark.skipif(isolation_level() != "full", reason="file isolation needs root (full mode)")
 def test_agent_files_are_not_readable() -> None:
     own_source = Path(sandbox.__file__).resolve()
     res = run_program(f"print(open({str(own_source)!r}).read())\n", FAST)
@@ -98,13 +81,27 @@ def test_agent_files_are_not_readable() -> None:
     assert res.isolation == "full"
 
 
-def test_degraded_mode_still_limits_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox, "isolation_level", lambda: "degraded")
-    ok = run_program("assert 2 + 2 == 4\n", FAST)
-    loop = run_program("while True:\n    pass\n", FAST)
-    alloc = run_program("x = bytearray(4 * 1024 ** 3)\n", FAST)
+def test_isolation_is_full_here_and_unavailable_isolation_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isolation_level() is Isolation.FULL
+    monkeypatch.setattr(sandbox, "BWRAP", "/nonexistent/bwrap")
+    assert isolation_level() is Isolation.UNSAFE
+    with pytest.raises(SandboxUnavailableError, match="unsafe"):
+        run_program("assert True\n", FAST)
+    with pytest.raises(SandboxError):
+        Evaluator(workers=1, limits=FAST).run_many([Program("def f():\n    return 1\n", "assert f() == 1\n")])
+
+
+def test_unsafe_opt_in_keeps_the_verdict_rules_and_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "BWRAP", "/nonexistent/bwrap")
+    ok = run_program(Program("def f():\n    return 1\n", "assert f() == 1\n"), FAST, unsafe=True)
+    early = run_program(
+        Program("raise SystemExit(0)\ndef f():\n    return 1\n", "assert f() == 1\n"), FAST, unsafe=True
+    )
+    loop = run_program("while True:\n    pass\n", FAST, unsafe=True)
+    alloc = run_program("x = bytearray(4 * 1024 ** 3)\n", FAST, unsafe=True)
     assert ok.passed
-    assert ok.isolation == "degraded"
+    assert ok.isolation == "unsafe"
+    assert not early.passed
     assert loop.status == "timeout"
     assert not alloc.passed
 
@@ -128,3 +125,32 @@ def test_programs_that_do_not_compile_fail_without_a_process() -> None:
     assert [r.status for r in res] == ["failed", "passed"]
     assert res[0].isolation == "precheck"
     assert "SyntaxError" in res[0].stderr_tail
+
+
+def test_cli_refuses_without_isolation_unless_told_unsafe(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    monkeypatch.setattr(sandbox, "BWRAP", "/nonexistent/bwrap")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["evaluate", "--split", "test_novel", "--json"])
+    assert refused.exit_code == 1
+    assert "--unsafe-sandbox" in json.loads(refused.stdout)["error"]
+    unsafe = runner.invoke(app, ["evaluate", "--split", "test_novel", "--json", "--unsafe-sandbox"])
+    assert unsafe.exit_code == 0, unsafe.output
+    assert "warning" in unsafe.stderr
+    data = json.loads(unsafe.stdout)
+    assert data["isolation"] == "unsafe"
+    assert data["pass_at_1"] == 1.0
+
+
+def test_a_sandbox_that_cannot_be_built_is_an_error_not_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A zygote whose per-program namespaces cannot be made (here: a full zygote without bwrap).
+    monkeypatch.setattr(sandbox, "_bwrap_args", list)
+    monkeypatch.setattr(sandbox, "_POOL", sandbox._Pool())
+    with pytest.raises(SandboxError, match="setup failed"):
+        run_program("assert True\n", FAST)
+    sandbox._POOL.close()

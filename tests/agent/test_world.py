@@ -109,7 +109,7 @@ def test_corrupted_labels_are_wrong_solutions_for_their_prompts() -> None:
     for _, bad in changed[:5]:
         namespace: dict[str, object] = {}
         try:
-            exec(bad.reference_program, namespace)
+            exec(bad.reference_program.script, namespace)
             passed = True
         except Exception:
             passed = False
