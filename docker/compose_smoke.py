@@ -4,7 +4,8 @@ Runs podman-compose on docker-compose.yml + docker-compose.jsipfs.yml (js-ipfs s
 with the images `make compose-smoke-images` built: anvil, ipfs, deployer, zoo, explorer, three
 organizations with real (LoRA) learners and the matchmaker; Otterscan is left out (its image cannot
 be pulled here, and nothing depends on it). Services start in the order their `depends_on`
-conditions give, and this script waits for each condition itself, because podman-compose ignores
+conditions give, one stage at a time (`up --no-deps`), and this script waits for each condition
+itself, because podman-compose ignores
 `service_healthy` on podman < 4.6 and podman runs health checks only through systemd timers: it runs
 `podman healthcheck run` until the service is healthy. When two rounds are finalized,
 `knexa audit replay` runs inside the matchmaker's container and must say `match` for both. The stack
@@ -141,7 +142,9 @@ def smoke(stack: Stack, report: dict[str, Any], started: float) -> None:
     for services, condition, timeout_s in STAGES:
         stage_start = time.monotonic()
         log(f"up: {' '.join(services)} (waiting until {condition})", started)
-        stack.compose("up", "-d", "--no-build", *services)
+        # exactly these services: their dependencies are up already, and podman-compose would otherwise
+        # start the one-shot ones again and recreate containers that others require
+        stack.compose("up", "-d", "--no-build", "--no-deps", "--no-recreate", *services)
         check = stack.healthy if condition == "healthy" else stack.completed
         for service in services:
             wait(
