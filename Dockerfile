@@ -81,10 +81,14 @@ RUN case ",$KNEXA_EXTRAS," in \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY knexa ./knexa
+COPY clikit ./clikit
 COPY chain ./chain
 COPY exchange ./exchange
+COPY market ./market
 COPY matchmaker ./matchmaker
 COPY agent ./agent
+COPY org ./org
+COPY sim ./sim
 COPY explorer ./explorer
 COPY contracts ./contracts
 RUN pip install --find-links /tmp/wheels -e ".${KNEXA_EXTRAS:+[$KNEXA_EXTRAS]}" \

@@ -34,7 +34,7 @@ ORGS = ["org-a", "org-b", "org-c"]
 STAGES: list[tuple[list[str], str, float]] = [
     (["anvil", "ipfs"], "healthy", 180),
     (["deployer", "zoo"], "completed", 900),
-    (["explorer", *ORGS], "healthy", 1200),
+    (["explorer", *ORGS], "healthy", 2400),  # minutes per learner on a busy machine
     (["matchmaker"], "healthy", 300),
 ]
 ROUNDS = 2

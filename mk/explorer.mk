@@ -1,8 +1,8 @@
 # The audit explorer (explorer/), its browser tests and the docker compose deployment.
 #  - browser tests drive a system chromium through Playwright (Playwright's own browser download
-#    cannot be used offline, see docs/toolchain.md). `make test` uses the chromium it finds (KNEXA_CHROMIUM, `command -v`,
-#    the usual paths) and otherwise installs Debian's with apt-get, which needs root: without root it
-#    stops with one line saying what to run;
+#    cannot be used offline, see docs/toolchain.md). `make test` uses the chromium it finds
+#    (KNEXA_CHROMIUM, `command -v`, the usual paths) and otherwise installs Debian's with apt-get,
+#    which needs root: without root it stops with one line saying what to run;
 #  - docker-compose 1.29.2 (only to validate docker-compose.yml offline) pins old libraries, so it
 #    lives in its own virtualenv, built with PIP_CONSTRAINT cython<3 (PyYAML 5 does not build with 3).
 CHROMIUM_PATHS := /usr/bin/chromium /usr/lib/chromium/chromium /usr/bin/chromium-browser /snap/bin/chromium \

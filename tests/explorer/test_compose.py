@@ -271,3 +271,13 @@ def test_the_image_builds_for_both_architectures_with_cpu_torch_and_an_extra_ca(
     assert "arm64)" in dockerfile
     ignored = (ROOT / ".gitignore").read_text().split()
     assert {"docker/certs/*", "docker/wheels/*"} <= set(ignored), "certificates and wheels stay local"
+
+
+def test_the_image_copies_every_package_of_the_project() -> None:
+    """A package missing from the Dockerfile's COPY lines is missing from the editable install."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    packages = re.search(r"^packages = \[(.*)\]$", pyproject, re.MULTILINE)
+    assert packages
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile_stages()["python"], re.MULTILINE))
+    wanted = {name.strip().strip('"') for name in packages.group(1).split(",")}
+    assert wanted <= copied, wanted - copied
