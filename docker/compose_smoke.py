@@ -167,6 +167,11 @@ def smoke(stack: Stack, report: dict[str, Any], started: float) -> None:
         pairs = ", ".join(f"{p['teacher'][:10]}->{p['student'][:10]}" for p in record["pairs"])
         log(f"round {record['round']}: finalized, {len(record['pairs'])} pairs ({pairs})", started)
     report["rounds"] = finalized
+    for org in ORGS:  # what each organization did (teach, learn, missed, no-bundle), for the record
+        lines = [line for line in stack.logs(org, 400).splitlines() if line.startswith("org-")]
+        report.setdefault("organizations", {})[org] = lines[-12:]
+        for line in lines[-6:]:
+            log(f"{org}: {line[:150]}", started)
     replay = stack.exec(
         "matchmaker",
         "knexa",
