@@ -6,6 +6,7 @@ chain leaks into the new one."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,10 @@ def test_a_reset_chain_is_detected_and_everyone_starts_clean(
         old.mine(30)  # the old chain is far ahead of where the new one will be
 
         node.stop()  # a fresh Anvil on the same port, no state: same accounts, same nonces
+        # Blocks are stamped in whole seconds: redeployed within the same second, the new chain's
+        # first blocks would be byte-identical to the old ones (the same chain, as far as anyone can
+        # tell up to there). A second later they differ, as they do in any real reset.
+        time.sleep(1.1)
         node.start()
         new = DevChain(node=node).start()
         assert new.deployment.market_address == old.deployment.market_address  # indistinguishable by address
