@@ -19,7 +19,9 @@ def _key(index: int) -> bytes:
 
 
 def test_the_contract_constants(dev_chain: DevChain) -> None:
-    assert read_constants(dev_chain.client()) == MarketConstants(wad=10**18, initial_reputation=5 * 10**17)
+    assert read_constants(dev_chain.client()) == MarketConstants(
+        wad=10**18, initial_reputation=0
+    )  # v2: trust is earned
 
 
 def test_constants_of_an_address_without_the_market_are_a_typed_error(dev_chain: DevChain) -> None:
@@ -50,7 +52,7 @@ def test_the_follower_reads_each_block_once(dev_chain: DevChain) -> None:
     assert head2 == head + 1 == follower.read_through
     assert [event.name for event in follower.events][-1] == "OrganizationRegistered"
     (address,) = ledger.organizations
-    assert ledger.organizations[address].reputation == 5 * 10**17  # the contract's initial reputation
+    assert ledger.organizations[address].reputation == read_constants(market).initial_reputation
     assert ledger.organizations[address].stake == ether(2)
 
     count = len(follower.events)
@@ -64,7 +66,7 @@ def test_the_follower_reads_each_block_once(dev_chain: DevChain) -> None:
 
     everything = dev_chain.events().read(deploy_block, head4)
     assert follower.events == everything  # no event read twice, none missed
-    refolded = Ledger.from_events(everything, initial_reputation=5 * 10**17)
+    refolded = Ledger.from_events(everything, initial_reputation=read_constants(market).initial_reputation)
     assert refolded.organizations == ledger.organizations
     assert refolded.parameters == ledger.parameters
 

@@ -96,5 +96,5 @@ def test_rounds_answer_503_while_the_store_cannot_deliver_a_record(federation: F
     assert answer.status_code == 503
     assert "store unavailable" in answer.json()["detail"]
     path.write_bytes(saved)
-    rounds = client.get("/rounds").json()
+    rounds = client.get("/rounds").json()["items"]
     assert [entry["verdict"] for entry in rounds] == ["match"]
