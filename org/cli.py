@@ -51,7 +51,7 @@ from org.identity import (
     load_config,
     unlock,
 )
-from org.learners import Learner, UnknownLearnerError, build_learner
+from org.learners import Learner, UnknownLearnerError, build_learner, learner_kinds
 from org.runtime import OrgRuntime
 
 log = logging.getLogger("knexa.org")
@@ -259,6 +259,11 @@ def _create(
         fail("the name must be 1 to 64 bytes", json_output=json_output)
     if not name.isprintable() or name != name.strip():
         fail("the name must be printable, without leading or trailing spaces", json_output=json_output)
+    if learner not in learner_kinds():
+        known = ", ".join(learner_kinds())
+        fail(
+            f"unknown learner kind {learner!r} (known: {known})", json_output=json_output, code=ExitCode.USAGE
+        )
     settings: dict[str, Any] = {"kind": learner, "seed": seed, "scale": scale}
     if own is not None:
         settings |= own.settings
