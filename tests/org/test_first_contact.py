@@ -35,7 +35,8 @@ def test_the_readme_example_works_for_every_name(
     code, out = _invoke("org", "init", name, *common, "--dev-account", "2", "--json", env=env)
     assert code == 0, out
     home = Path(json.loads(out)["home"])
-    assert home == default_home(name) and home.parent == tmp_path / "state" / "orgs"
+    assert home == default_home(name)
+    assert home.parent == tmp_path / "state" / "orgs"
     code, out = _invoke("org", "register", "--org", name, "--json", env=env)
     assert code == 0, out
     profile = ProfileDoc.from_bytes(store.get(json.loads(out)["profile_cid"]))
@@ -52,9 +53,11 @@ def test_errors_are_one_line_and_json_under_json(dev_chain: DevChain, tmp_path: 
     assert code == 2
     assert "--model and --data" in json.loads(out)["error"]
     code, out = _invoke("org", "init", "", "--json", env=env)
-    assert code == 1 and "1 to 64 bytes" in json.loads(out)["error"]
+    assert code == 1
+    assert "1 to 64 bytes" in json.loads(out)["error"]
     code, out = _invoke("org", "init", "ok", "--learner", "nope", "--json", env=env)
-    assert code == 2 and "unknown learner kind 'nope'" in json.loads(out)["error"]
+    assert code == 2
+    assert "unknown learner kind 'nope'" in json.loads(out)["error"]
     assert not (tmp_path / "state").exists()
 
 
@@ -72,25 +75,28 @@ def test_doctor_names_each_problem_and_its_fix(dev_chain: DevChain, tmp_path: Pa
 
     code, checks = doctor()
     assert code == 1
-    assert checks["registration"]["ok"] is False and "knexa org register" in str(
-        checks["registration"]["fix"]
-    )
+    assert checks["registration"]["ok"] is False
+    assert "knexa org register" in str(checks["registration"]["fix"])
     for name in ("config", "keystore", "chain", "store", "sandbox"):
         assert checks[name]["ok"] is True, checks[name]
-    assert "isolation" in str(checks["sandbox"]["detail"]) and "programs/s" in str(
-        checks["sandbox"]["detail"]
-    )
-    assert checks["data"]["skipped"] and checks["model"]["skipped"]
+    assert "isolation" in str(checks["sandbox"]["detail"])
+    assert "programs/s" in str(checks["sandbox"]["detail"])
+    assert checks["data"]["skipped"]
+    assert checks["model"]["skipped"]
     code, checks = doctor({"KNEXA_PASSWORD": "wrong"})
     assert checks["keystore"]["ok"] is False
     assert _invoke("org", "register", "--home", str(home))[0] == 0
     code, checks = doctor()
-    assert code == 0 and checks["registration"]["ok"] is True
+    assert code == 0
+    assert checks["registration"]["ok"] is True
     dev_chain.deployment.save(manifest)
     config = json.loads((home / "config.json").read_text())
     (home / "config.json").write_text(json.dumps(config | {"rpc_url": "http://127.0.0.1:9"}))
     code, checks = doctor()
-    assert code == 1 and checks["chain"]["ok"] is False and "knexa chain up" in str(checks["chain"]["fix"])
+    assert code == 1
+    assert checks["chain"]["ok"] is False
+    assert "knexa chain up" in str(checks["chain"]["fix"])
     assert checks["registration"]["skipped"]
     code, out = _invoke("org", "doctor", "--home", str(tmp_path / "nothing-here"), "--json")
-    assert code == 1 and json.loads(out)["checks"][0]["fix"].startswith("run `knexa org init")
+    assert code == 1
+    assert json.loads(out)["checks"][0]["fix"].startswith("run `knexa org init")

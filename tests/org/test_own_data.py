@@ -92,8 +92,12 @@ def test_good_lines_round_trip_and_defaults(tmp_path: Path) -> None:
     minimal = {k: GOOD[k] for k in ("prompt", "entry_point", "public_tests", "hidden_tests")}
     path.write_text(_line() + "\n" + json.dumps(minimal) + "\n")
     first, second = parse_problems(path)
-    assert first.pid == "add-1" and first.category == "arithmetic" and first.solution == GOOD["solution"]
-    assert second.pid == "acme-2" and second.category == "uncategorized" and second.solution == ""
+    assert first.pid == "add-1"
+    assert first.category == "arithmetic"
+    assert first.solution == GOOD["solution"]
+    assert second.pid == "acme-2"
+    assert second.category == "uncategorized"
+    assert second.solution == ""
     assert first.program(first.solution).endswith("assert add(0, 0) == 0\n")
     copy = tmp_path / "copy.jsonl"
     write_problems(copy, (first, second))
@@ -103,7 +107,8 @@ def test_good_lines_round_trip_and_defaults(tmp_path: Path) -> None:
         json.dumps({k: GOOD[k] for k in ("id", "prompt", "entry_point", "public_tests")})
     )
     (item,) = parse_transfer(transfer_file)
-    assert item.pid == "add-1" and item.public_tests == tuple(GOOD["public_tests"])  # type: ignore[arg-type]
+    assert item.pid == "add-1"
+    assert item.public_tests == tuple(GOOD["public_tests"])
 
 
 # ---------------------------------------------------------------------------------- model directories
@@ -168,8 +173,10 @@ def test_not_a_directory_and_unknown_zoo_names(tmp_path: Path) -> None:
 
 def test_a_checkpoint_loads_offline_with_a_stable_identity(checkpoint: Path) -> None:
     first, second = load_base(str(checkpoint), lora_rank=4), load_base(str(checkpoint))
-    assert first.identity == second.identity and len(first.identity) == 64
-    assert first.spec.family == "llama" and first.spec.lora_rank == 4
+    assert first.identity == second.identity
+    assert len(first.identity) == 64
+    assert first.spec.family == "llama"
+    assert first.spec.lora_rank == 4
     zoo = load_base("smoke:llama")
     assert zoo.codec.vocab_size == first.codec.vocab_size  # the same zoo tokenizer, saved and reloaded
 
@@ -197,10 +204,12 @@ def test_init_with_bad_data_or_model_changes_nothing_and_says_so_in_one_line(
     assert not home.exists()
     data.write_text(_line() + "\n")
     code, out = _init(home, "--model", str(tmp_path / "nowhere"), "--data", str(data), "--json")
-    assert code == 1 and "not a directory" in json.loads(out)["error"]
+    assert code == 1
+    assert "not a directory" in json.loads(out)["error"]
     assert not home.exists()
     code, out = _init(home, "--model", str(checkpoint), "--json")
-    assert code == 2 and "both --model and --data" in json.loads(out)["error"]
+    assert code == 2
+    assert "both --model and --data" in json.loads(out)["error"]
     assert not home.exists()
 
 
@@ -211,6 +220,7 @@ def test_init_copies_the_data_and_records_the_model(checkpoint: Path, tmp_path: 
     code, out = _init(home, "--model", str(checkpoint), "--data", str(data), "--lora-rank", "4", "--json")
     assert code == 0, out
     learner = json.loads(out)["learner"]
-    assert learner["kind"] == "lora" and learner["model"] == str(checkpoint.resolve())
+    assert learner["kind"] == "lora"
+    assert learner["model"] == str(checkpoint.resolve())
     assert learner["lora_rank"] == 4
     assert (home / "data.jsonl").read_text() == data.read_text()
