@@ -312,11 +312,11 @@ def register(
     _register(_identity(org, home), stake, json_output)
 
 
-def _register(identity: OrgIdentity, stake: float, json_output: bool) -> None:
+def _register(identity: OrgIdentity, stake: float, json_output: bool, learner: Learner | None = None) -> None:
     try:
         market, _ = _market(identity)
         store = open_store(identity.config.store)
-        profile_cid = store.put(make_learner(identity).profile().to_bytes())
+        profile_cid = store.put((learner or make_learner(identity)).profile().to_bytes())
         receipt = market.register(
             identity.config.name, cid_binary(profile_cid), identity.encryption_public_key, ether(stake)
         )
@@ -349,7 +349,12 @@ def join(
 
 
 def _join(
-    identity: OrgIdentity, once: bool, max_rounds: int | None, poll: float | None, json_output: bool
+    identity: OrgIdentity,
+    once: bool,
+    max_rounds: int | None,
+    poll: float | None,
+    json_output: bool,
+    learner: Learner | None = None,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -358,7 +363,7 @@ def _join(
             market,
             open_store(identity.config.store),
             identity.encryption_key,
-            make_learner(identity),
+            learner or make_learner(identity),
             identity.home,
             deployment.deploy_block,
         )
@@ -526,9 +531,10 @@ def up(
         registered = market.organization(identity.address).status is not OrganizationStatus.NONE
     except ChainError as error:
         fail(str(error), json_output=json_output)
+    loaded = make_learner(identity)  # loaded once: its profile registers, then it trains
     if not registered:
-        _register(identity, stake, json_output)
-    _join(identity, once, None, poll, json_output)
+        _register(identity, stake, json_output, loaded)
+    _join(identity, once, None, poll, json_output, loaded)
 
 
 @app.command()
