@@ -224,3 +224,30 @@ def test_init_copies_the_data_and_records_the_model(checkpoint: Path, tmp_path: 
     assert learner["model"] == str(checkpoint.resolve())
     assert learner["lora_rank"] == 4
     assert (home / "data.jsonl").read_text() == data.read_text()
+
+
+def test_the_profile_carries_the_base_model_and_old_profiles_keep_their_bytes() -> None:
+    from market.documents import BaseModelRef, PeftSummary, ProfileDoc
+
+    fields = {
+        "model_family": "llama",
+        "size_bucket": "1",
+        "peft": PeftSummary(rank=4, target_modules=("q_proj",)),
+        "pass_at_1": 0.5,
+        "pass_at_1_delta": 0.0,
+        "categories": ("arithmetic",),
+        "histogram": (1.0,),
+        "epsilon": 1.0,
+        "budget_spent": 1.0,
+    }
+    plain = ProfileDoc(**fields)  # type: ignore[arg-type]
+    assert b"base_model" not in plain.to_bytes()
+    assert ProfileDoc.from_bytes(plain.to_bytes()) == plain
+    ref = BaseModelRef("acme-llama", "ab" * 32, "bpe-0123456789abcdef")
+    declared = ProfileDoc(**fields, base_model=ref)  # type: ignore[arg-type]
+    assert ProfileDoc.from_bytes(declared.to_bytes()).base_model == ref
+    tampered = declared.to_json() | {"base_model": {"name": "x", "weights": "y"}}
+    from exchange.errors import SchemaError
+
+    with pytest.raises(SchemaError, match="missing"):
+        ProfileDoc.from_json(tampered)
