@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # runnable as a plain script
-    sys.path.insert(0, str(ROOT))
+# Runnable as a plain script: the repository first, so that bench/exchange.py does not shadow the
+# `exchange` package.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (ROOT, ROOT / "bench")]
 
 import torch  # noqa: E402
 
