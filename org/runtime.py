@@ -36,6 +36,7 @@ from exchange.cid import cid_binary, cid_text
 from exchange.errors import ExchangeError
 from exchange.local import LocalStore
 from exchange.store import ContentStore
+from market.documents import ProfileDoc
 from market.errors import MarketError
 from market.follower import ChainKey, EventCache, chain_key
 from market.ledger import Ledger, LedgerFollower, LedgerPair, LedgerRound, OrganizationStatus
@@ -164,7 +165,12 @@ class OrgRuntime:
         if key in self.state.nothing_to_teach:
             return []
         try:
-            bundle = self.learner.teach(round_record.round_id, self.address, pair.student)
+            bundle = self.learner.teach(
+                round_record.round_id,
+                self.address,
+                pair.student,
+                student_tokenizer=self._tokenizer_of(student.profile_cid),
+            )
         except LearnerRefusedError as error:
             # Nothing worth sending (e.g. no completion passes the public tests): publish nothing
             # rather than noise; the market counts it as a no-show.
@@ -186,6 +192,14 @@ class OrgRuntime:
             raise
         log.info("round %d: published bundle %s for %s", round_record.round_id, cid, pair.student)
         return [Action("published", round_record.round_id, f"bundle {cid} for {student.name}")]
+
+    def _tokenizer_of(self, profile_cid: bytes) -> str | None:
+        """The tokenizer digest a student's profile declares (None if absent or unreadable)."""
+        try:
+            base = ProfileDoc.from_bytes(self.store.get(cid_text(profile_cid))).base_model
+        except (ExchangeError, MarketError):
+            return None
+        return None if base is None else base.tokenizer
 
     def _reject(self, round_id: int, teacher: str, teacher_name: str, error: Exception) -> PendingReport:
         """Record a typed rejection of a bundle (a public note, reported with the rejection gain)."""

@@ -17,7 +17,6 @@ import numpy as np
 from market.bundles import KnowledgeBundle, TokenizerId
 from market.categories import DEFAULT_CATEGORIES
 from market.documents import PeftSummary, ProfileDoc
-from org.errors import OrgValueError
 from org.learners import Learner, LearnResult, register_learner
 from sim.synthetic import Federation, SimConfig
 
@@ -42,15 +41,26 @@ def synthetic_profile(federation: Federation, sim_id: str) -> ProfileDoc:
     )
 
 
+#: Names that are not `org-N` stand for one of this many simulated organizations (by a hash).
+HASHED_ORGS = 64
+
+
 def synthetic_index(name: str) -> int:
-    """The simulated organization a name stands for (`org-00003` -> 3)."""
-    if not name.startswith("org-") or not name[4:].isdigit():
-        raise OrgValueError(f"a synthetic organization is named org-NNNNN, not {name!r}")
-    return int(name[4:])
+    """The simulated organization a name stands for: `org-00003` and `org-3` -> 3; any other
+    name -> a stable hash of it below `HASHED_ORGS` (so every name the CLI accepts works)."""
+    digits = name[4:] if name.startswith("org-") else ""
+    if digits.isdigit() and len(digits) <= 6:
+        return int(digits)
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % HASHED_ORGS
+
+
+def synthetic_id(index: int) -> str:
+    """The simulated federation's id of organization `index`."""
+    return f"org-{index:05d}"
 
 
 class SyntheticLearner:
-    """An organization of the synthetic federation: its name is its simulated id (`org-00003`)."""
+    """An organization of the synthetic federation; its name picks its simulated id (`synthetic_index`)."""
 
     def __init__(self, name: str, seed: int = 0, noise_std: float = 0.01) -> None:
         self.name = name
@@ -72,9 +82,11 @@ class SyntheticLearner:
         return current
 
     def profile(self) -> ProfileDoc:
-        return synthetic_profile(self._federation, self.name)
+        return synthetic_profile(self._federation, synthetic_id(self.index))
 
-    def teach(self, round_id: int, teacher: str, student: str) -> KnowledgeBundle:
+    def teach(
+        self, round_id: int, teacher: str, student: str, *, student_tokenizer: str | None = None
+    ) -> KnowledgeBundle:
         return KnowledgeBundle(
             round=round_id,
             teacher=teacher,
@@ -87,7 +99,8 @@ class SyntheticLearner:
     def learn(self, bundle: KnowledgeBundle, teacher_name: str) -> LearnResult:
         teacher_index = synthetic_index(teacher_name)
         self._federation = self._covering(teacher_index)
-        truth = self._federation.true_gain_matrix((teacher_name, self.name))[0, 1]
+        pair = (synthetic_id(teacher_index), synthetic_id(self.index))
+        truth = self._federation.true_gain_matrix(pair)[0, 1]
         rng = np.random.default_rng([self.seed, bundle.round, teacher_index, self.index])
         gain = float(np.clip(truth + rng.normal(0.0, self.noise_std), -1.0, 1.0))
         self.rounds_learnt += 1

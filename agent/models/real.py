@@ -14,6 +14,7 @@ import gzip
 import importlib.util
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -72,24 +73,48 @@ def smollm2_gguf() -> Path:
     return files[0]
 
 
-def load_smollm2(cache: Path | None = None) -> tuple[Any, Any]:
-    """``(model, hf_tokenizer)``: fp32 LlamaForCausalLM + tokenizer, converted once and cached."""
+def smollm2_checkpoint(cache: Path | None = None) -> Path:
+    """The converted SmolLM2 checkpoint directory (config + fp32 safetensors + tokenizer).
+
+    transformers refuses to save a model loaded from GGUF (it counts as quantized), so the
+    dequantised weights are copied into a fresh ``LlamaForCausalLM`` of the same config and that
+    one is saved, once (about 30 s and 538 MB, in the git-ignored cache); later calls return the path.
+    """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
     target = (cache or cache_dir()) / "smollm2-135m-fp32"
     if (target / "model.safetensors").exists():
-        model = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32)
-        tok = AutoTokenizer.from_pretrained(str(target))
+        return target
+    gguf = smollm2_gguf()
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = LlamaForCausalLM(config)  # type: ignore[arg-type]  # a Llama config (GGUF's llama arch)
+    fresh.load_state_dict(loaded.state_dict(), strict=False)
+    fresh.tie_weights()
+    tmp = target.with_name(target.name + ".tmp")
+    fresh.save_pretrained(str(tmp))
+    tok.save_pretrained(str(tmp))
+    if target.exists() and not any(target.iterdir()):
+        target.rmdir()  # an empty leftover of an interrupted conversion
+    if target.exists():  # another process finished first: keep its copy
+        shutil.rmtree(tmp, ignore_errors=True)
     else:
-        gguf = smollm2_gguf()
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-        )
-        target.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(str(target))
-        tok.save_pretrained(str(target))
+        tmp.replace(target)
+    return target
+
+
+def load_smollm2(cache: Path | None = None) -> tuple[Any, Any]:
+    """``(model, hf_tokenizer)``: fp32 LlamaForCausalLM + tokenizer from the converted checkpoint."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = smollm2_checkpoint(cache)
+    model = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(str(target), local_files_only=True)
     model.eval()  # type: ignore[no-untyped-call]
     return model, tok
 
