@@ -98,7 +98,7 @@ def test_good_lines_round_trip_and_defaults(tmp_path: Path) -> None:
     assert second.pid == "acme-2"
     assert second.category == "uncategorized"
     assert second.solution == ""
-    assert first.program(first.solution).endswith("assert add(0, 0) == 0\n")
+    assert first.program(first.solution).tests.endswith("assert add(0, 0) == 0\n")
     copy = tmp_path / "copy.jsonl"
     write_problems(copy, (first, second))
     assert parse_problems(copy) == (first, second.__class__(**{**second.__dict__, "pid": "acme-2"}))
