@@ -357,10 +357,24 @@ class MarketClient:
             }
             return function.build_transaction(params)
 
-        try:
-            transaction = with_retries(build)
-        except (ContractCustomError, ContractLogicError) as error:
-            raise self._decode(error) from None
+        transaction: TxParams | None = None
+        for attempt in range(PRUNED_STATE_ATTEMPTS):
+            try:
+                transaction = with_retries(build)
+                break
+            except (ContractCustomError, ContractLogicError) as error:
+                raise self._decode(error) from None
+            except Web3RPCError as error:
+                # Gas estimation reads `latest`, whose state a pruning node (Anvil --prune-history)
+                # drops when the next block is mined meanwhile: estimate again, as `call` reads again.
+                if not is_pruned_state(error):
+                    raise RpcError(f"the node refused to estimate a transaction: {error}") from error
+                if attempt == PRUNED_STATE_ATTEMPTS - 1:
+                    raise StateUnavailableError(
+                        f"the node kept dropping the state to estimate on: {error}"
+                    ) from error
+                time.sleep(RPC_BACKOFF_S * (attempt + 1))
+        assert transaction is not None
         signed = account.sign_transaction(dict(transaction))  # type: ignore[arg-type]
         transaction_hash = HexBytes(signed.hash)
 

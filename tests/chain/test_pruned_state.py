@@ -62,3 +62,34 @@ def test_a_read_beyond_the_head_is_a_typed_chain_error(dev_chain: DevChain) -> N
     with pytest.raises(ChainError) as raised:
         market.call(future)  # type: ignore[arg-type]
     assert isinstance(raised.value, RpcError)
+
+
+class _PrunedEstimateFirst:
+    """A real transaction whose first `pinned` estimates meet a node that dropped their block's state."""
+
+    def __init__(self, function: ContractFunction, block: int, pinned: int) -> None:
+        self.function = function
+        self.block = block
+        self.pinned = pinned
+        self.calls = 0
+
+    def build_transaction(self, params: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.pinned:  # the node's own BlockOutOfRangeError, as a racing block gives it
+            self.function.call({"from": params["from"]}, block_identifier=self.block)
+        return self.function.build_transaction(params)
+
+
+def test_a_transaction_whose_estimate_meets_pruned_state_is_estimated_again(dev_chain: DevChain) -> None:
+    admin = dev_chain.admin()
+    dev_chain.mine(2)
+    names = [item["name"] for item in admin._inputs("setParameters")[0]["components"]]
+    unchanged = admin.contract.functions.setParameters(admin.parameters().as_abi(names))
+    old = admin.block_number() - 1
+    flaky = _PrunedEstimateFirst(unchanged, old, pinned=2)
+    mined = admin.transact(flaky)  # type: ignore[arg-type]
+    assert mined.receipt["status"] == 1
+    assert flaky.calls == 3
+    hopeless = _PrunedEstimateFirst(unchanged, old, pinned=99)
+    with pytest.raises(StateUnavailableError):
+        admin.transact(hopeless)  # type: ignore[arg-type]
