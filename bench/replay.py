@@ -85,7 +85,7 @@ def main() -> None:
             PolicyParams(),
             seed=0,
             from_block=chain.deployment.deploy_block,
-            round_blocks=4,
+            round_blocks=6,  # >= min_round_blocks + min_report_window_blocks + 1 (the tx lands a block later)
         )
         task = bar.add_task("history", total=args.rounds)
         started = time.perf_counter()

@@ -42,7 +42,14 @@ from matchmaker.context import (
 from matchmaker.features import OrgFeatures
 from matchmaker.linucb import BetaSchedule, LinUCB, LinUCBConfig, score_contexts
 from matchmaker.matching import Matching, eligible_mask, match
-from matchmaker.mechanisms import PairHistory, adjust_for_repeats, seeded_order
+from matchmaker.mechanisms import (
+    PAIR_FEATURE_NAMES,
+    PairHistory,
+    PublicSignals,
+    adjust_for_repeats,
+    extended_contexts,
+    seeded_order,
+)
 
 PolicyName = Literal["linucb", "random", "heuristic", "oracle"]
 TieBreak = Literal["index", "seeded"]
@@ -53,6 +60,7 @@ _MECHANISM_DEFAULTS: dict[str, Any] = {
     "repeat_cap": None,
     "repeat_window": 10,
     "discount": 1.0,
+    "pair_context": False,
 }
 POLICY_NAMES: tuple[str, ...] = ("linucb", "random", "heuristic", "oracle")
 FloatArray = NDArray[np.float64]
@@ -61,6 +69,8 @@ DirectedPair = tuple[str, str]
 #: ``gain_fn(org_ids) -> (n, n)`` true expected gains ``[teacher, student]`` (simulation only).
 GainFunction = Callable[[Sequence[str]], FloatArray]
 _STATELESS_DIGEST = sha256_hex(b"knexa.policy.stateless.v1")
+#: ``contexts(table, teachers, students) -> (m, d)`` float64: the arms' contexts.
+ContextFn = Callable[[FeatureTable, IntArray, IntArray], FloatArray]
 #: From this many organizations LinUCB scores with the compiled kernel (same bits, less time);
 #: below, numpy avoids the kernel's one-off load.
 KERNEL_MIN_ORGS = 64
@@ -93,8 +103,13 @@ class PolicyParams:
     repeat_cap: int | None = None
     repeat_window: int = 10
     discount: float = 1.0
+    # LinUCB reads the pair's history and public signals too (`matchmaker.mechanisms.pair_features`
+    # appended to the base context): ``select`` then needs the ``history`` and ``signals``.
+    pair_context: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.pair_context, bool):
+            raise ValueError("pair_context must be a bool")
         if self.tie_break not in ("index", "seeded"):
             raise ValueError(f"tie_break must be 'index' or 'seeded', got {self.tie_break!r}")
         for name in ("repeat_penalty", "repeat_decay", "discount"):
@@ -134,8 +149,9 @@ class PolicyParams:
         self.linucb_config()  # validates the bandit's parameters
 
     def linucb_config(self) -> LinUCBConfig:
+        extra = len(PAIR_FEATURE_NAMES) if self.pair_context else 0
         return LinUCBConfig(
-            dim=context_dim(len(self.categories)),
+            dim=context_dim(len(self.categories)) + extra,
             ridge=self.ridge,
             beta0=self.beta0,
             beta_schedule=self.beta_schedule,
@@ -217,8 +233,16 @@ class _MeanIsScore(ArmParts):
 class _LinUCBParts(ArmParts):
     """LinUCB's mean and bonus from a snapshot of ``(theta, L^-1, beta)``."""
 
-    def __init__(self, theta: FloatArray, linv: FloatArray, beta: float, use_kernel: bool) -> None:
+    def __init__(
+        self,
+        theta: FloatArray,
+        linv: FloatArray,
+        beta: float,
+        use_kernel: bool,
+        contexts: ContextFn = build_contexts,
+    ) -> None:
         self.theta, self.linv, self.beta, self.use_kernel = theta, linv, beta, use_kernel
+        self.contexts = contexts
 
     def parts(
         self, table: FeatureTable, teachers: IntArray, students: IntArray
@@ -228,7 +252,7 @@ class _LinUCBParts(ArmParts):
 
             mean, bonus, _ = pair_scores(table, teachers, students, self.theta, self.linv, self.beta)
             return mean, bonus
-        sc = score_contexts(build_contexts(table, teachers, students), self.theta, self.linv, self.beta)
+        sc = score_contexts(self.contexts(table, teachers, students), self.theta, self.linv, self.beta)
         return sc.mean, sc.bonus
 
 
@@ -258,6 +282,7 @@ class Decision:
     chosen_arms: IntArray
     chosen_contexts: FloatArray
     total_score: float = field(default=0.0)
+    context_fn: ContextFn = field(default=build_contexts, repr=False, compare=False)
 
     @property
     def n_arms(self) -> int:
@@ -312,7 +337,7 @@ class Decision:
 
     def contexts(self) -> FloatArray:
         """Contexts of all arms, ``(n_arms, d)``, recomputed from the features."""
-        return build_contexts(self.table, self.teacher_idx, self.student_idx)
+        return self.context_fn(self.table, self.teacher_idx, self.student_idx)
 
     def score_matrix(self) -> FloatArray:
         """``score[teacher, student]`` as an ``(n, n)`` matrix, ``-inf`` on the diagonal (a copy)."""
@@ -352,6 +377,15 @@ class Decision:
         return rec
 
 
+def _pair_context_fn(round: int, history: PairHistory | None, signals: PublicSignals | None) -> ContextFn:
+    """The contexts of a round with ``pair_context``: base context, then the pair features."""
+
+    def contexts(table: FeatureTable, teachers: IntArray, students: IntArray) -> FloatArray:
+        return extended_contexts(table, teachers, students, round, history, signals)
+
+    return contexts
+
+
 @dataclass(frozen=True)
 class ObserveResult:
     """What `Policy.observe` did with a round's reports."""
@@ -372,6 +406,9 @@ class Policy(ABC):
 
     def __init__(self, params: PolicyParams) -> None:
         self.params = params
+        # What the arms' contexts are this round (set by `select`; `build_contexts` unless
+        # ``pair_context``, where it also depends on the round, the history and the signals).
+        self._contexts: ContextFn = build_contexts
 
     @property
     def name(self) -> str:
@@ -399,6 +436,7 @@ class Policy(ABC):
         *,
         history: PairHistory | None = None,
         local_value: Mapping[str, float] | None = None,
+        signals: PublicSignals | None = None,
     ) -> Decision:
         """Score every directed pair among ``orgs`` (canonicalised: sorted, unique) and match.
 
@@ -406,12 +444,16 @@ class Policy(ABC):
         ``rng`` is used by the ``random`` policy and by seeded tie-breaking; pass `rng_for_round`
         so that a replay can draw the same numbers. ``history`` (earlier meetings) feeds the
         repeat decay and cap; ``local_value[org]`` is the "no teacher" option: a student is only
-        paired with a teacher whose score is strictly above it. Invalid input raises
-        ``ValueError`` and changes nothing.
+        paired with a teacher whose score is strictly above it. With ``pair_context``, the
+        ``history`` and the public ``signals`` are part of every arm's context as well. Invalid
+        input raises ``ValueError`` and changes nothing.
         """
         if isinstance(round, bool) or not isinstance(round, int) or round < 0:
             raise ValueError(f"round must be a non-negative int, got {round!r}")
         table = FeatureTable.build(orgs, features, self.params.categories)
+        self._contexts = build_contexts
+        if self.params.pair_context:
+            self._contexts = _pair_context_fn(round, history, signals)
         n = table.n
         mat = np.empty((n, n), dtype=np.float64)
         parts = self._fill_scores(table, mat, rng)
@@ -444,8 +486,9 @@ class Policy(ABC):
             beta=self._beta(),
             pairs=tuple((table.org_ids[t], table.org_ids[s]) for t, s in matching.pairs()),
             chosen_arms=chosen,
-            chosen_contexts=np.ascontiguousarray(build_contexts(table, matching.teachers, matching.students)),
+            chosen_contexts=np.ascontiguousarray(self._contexts(table, matching.teachers, matching.students)),
             total_score=matching.total,
+            context_fn=self._contexts,
         )
 
     def _uninformed(self) -> bool:
@@ -550,7 +593,7 @@ class LinUCBPolicy(Policy):
     def _score_block(
         self, table: FeatureTable, teachers: IntArray, students: IntArray, rng: np.random.Generator
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        return tuple(self.bandit.scores(build_contexts(table, teachers, students)))  # type: ignore[return-value]
+        return tuple(self.bandit.scores(self._contexts(table, teachers, students)))  # type: ignore[return-value]
 
     def _fill_scores(self, table: FeatureTable, mat: FloatArray, rng: np.random.Generator) -> ArmParts:
         """UCB of every arm: the compiled kernel from `KERNEL_MIN_ORGS` organizations, else numpy.
@@ -558,17 +601,18 @@ class LinUCBPolicy(Policy):
         Both compute the same bits (the kernel follows the reference's order of operations).
         """
         theta, linv, beta = self.bandit.scoring_factors()
-        use_kernel = table.n >= KERNEL_MIN_ORGS
+        # The compiled kernel builds the base context itself; pair contexts go through numpy.
+        use_kernel = table.n >= KERNEL_MIN_ORGS and not self.params.pair_context
         if use_kernel:
             from matchmaker.kernels import ucb_matrix
 
             ucb_matrix(table, theta, linv, beta, out=mat)
         else:
             for t_blk, s_blk in iter_arm_blocks(table.n):
-                sc = score_contexts(build_contexts(table, t_blk, s_blk), theta, linv, beta)
+                sc = score_contexts(self._contexts(table, t_blk, s_blk), theta, linv, beta)
                 mat[t_blk, s_blk] = sc.ucb
             np.fill_diagonal(mat, -np.inf)
-        return _LinUCBParts(theta, linv, beta, use_kernel)
+        return _LinUCBParts(theta, linv, beta, use_kernel, self._contexts)
 
     def observe(self, decision: Decision, rewards: Mapping[DirectedPair, float | None]) -> ObserveResult:
         """Update the bandit with the reported pairs, in canonical pair order; skip missing ones."""

@@ -58,6 +58,7 @@ from chain.units import from_wad, to_wad
 from market.parameters import DEFAULT_PARAMETERS, reputation_ema
 from market.privacy import PrivacyAccountant, release_histogram, size_bucket_of
 from matchmaker.features import OrgFeatures
+from matchmaker.mechanisms import Meeting, PairHistory, PublicSignals
 from matchmaker.policies import Decision, Policy, PolicyParams, make_policy, rng_for_round
 from sim.experiment import mean_ci, random_pairing, ratio_ci
 
@@ -89,6 +90,12 @@ class FederationConfig:
     epsilon: float = 1.0  # DP budget of each organisation's released category histogram
     test_every: int = 5
     workers: int = 1
+    # knexa's mechanisms (pre-registered; see `knexa_params`): a repeat of the same directed pair
+    # costs ``repeat_penalty`` (in normalised reward units) times ``repeat_decay ** rounds since``,
+    # and the bandit discounts old evidence by ``discount`` per round (pair values drift).
+    repeat_penalty: float = 0.1
+    repeat_decay: float = 0.5
+    discount: float = 0.95
 
 
 def control_config(**overrides: Any) -> FederationConfig:
@@ -259,16 +266,71 @@ def best_assignment(
 # ----------------------------------------------------------------------------- methods
 
 
+def knexa_params(cfg: FederationConfig) -> PolicyParams:
+    """The knexa method's LinUCB: pair contexts (history, the teacher's public passes dotted with
+    the student's histogram, data-size buckets, the bundle on offer), seeded ties, repeat decay,
+    a discounted bandit; a student is paired only when a teacher's score beats training alone."""
+    return PolicyParams(
+        name="linucb",
+        categories=CATEGORIES,
+        tie_break="seeded",
+        pair_context=True,
+        repeat_penalty=cfg.repeat_penalty,
+        repeat_decay=cfg.repeat_decay,
+        discount=cfg.discount,
+    )
+
+
+def data_size_bucket(n_train: int) -> int:
+    """The public, coarse data-size bucket an organisation declares: ``round(log2(n))``."""
+    return round(math.log2(max(1, n_train)))
+
+
+class TeacherRecord:
+    """What the market sees of each teacher's answers: per category, prompts answered and kept
+    (passing the public tests). Its pass rates are Laplace-smoothed, ``(kept + 1) / (answered + 2)``."""
+
+    def __init__(self) -> None:
+        self.answered: dict[str, dict[str, int]] = {}
+        self.kept: dict[str, dict[str, int]] = {}
+
+    def add(self, teacher: str, items: Sequence[TransferItem], payload: BundlePayload) -> None:
+        kept = {e.pid for e in payload.entries}
+        for item in items:
+            a = self.answered.setdefault(teacher, {})
+            a[item.category] = a.get(item.category, 0) + 1
+            if item.pid in kept:
+                k = self.kept.setdefault(teacher, {})
+                k[item.category] = k.get(item.category, 0) + 1
+
+    def rate(self, teacher: str, category: str) -> float:
+        a = self.answered.get(teacher, {}).get(category, 0)
+        k = self.kept.get(teacher, {}).get(category, 0)
+        return (k + 1) / (a + 2)
+
+
 class PolicyMethod:
     """A matchmaker policy (``linucb`` or ``heuristic``) choosing pairs from public profiles, fed
-    the students' baseline-removed Eq. 3 rewards."""
+    the students' baseline-removed Eq. 3 rewards. ``mechanisms`` (the knexa method): the policy
+    is `knexa_params`, fed the pair history and the public signals, with the "no teacher" option
+    worth 0 (rewards are centred on what the student gets training alone)."""
 
     def __init__(
-        self, policy: str, cfg: FederationConfig, world: World, val_pass1: Mapping[str, float]
+        self,
+        policy: str,
+        cfg: FederationConfig,
+        world: World,
+        val_pass1: Mapping[str, float],
+        mechanisms: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.world = world
         self.seed = world.seed
-        self.policy: Policy = make_policy(PolicyParams(name=policy, categories=CATEGORIES))  # type: ignore[arg-type]
+        self.mechanisms = mechanisms
+        params = (
+            knexa_params(cfg) if mechanisms else PolicyParams(name=policy, categories=CATEGORIES)  # type: ignore[arg-type]
+        )
+        self.policy: Policy = make_policy(params)
         self.features: dict[str, OrgFeatures] = {}
         for a in world.agents:
             self.features[a.name] = OrgFeatures(
@@ -281,12 +343,38 @@ class PolicyMethod:
                 category_hist=tuple(world.histograms[a.name][c] for c in CATEGORIES),
             )
         self.decision: Decision | None = None
+        self.meetings: list[Meeting] = []
+        self.teachers = TeacherRecord()
+        self.buckets = {org.org: data_size_bucket(len(org.train)) for org in world.suite.orgs}
+
+    def signals(self, orgs: Sequence[str]) -> PublicSignals:
+        passes = {t: [self.teachers.rate(t, c) for c in CATEGORIES] for t in orgs}
+        offer: dict[Pair, int] = {}
+        for s in orgs:
+            items = targets(self.world, self.cfg, s)
+            for t in orgs:
+                if t != s:
+                    offer[(t, s)] = round(sum(self.teachers.rate(t, i.category) for i in items))
+        return PublicSignals(passes=passes, data_size_bucket=self.buckets, bundle_size=offer)
 
     def select(self, round_idx: int, orgs: Sequence[str]) -> list[Pair]:
-        self.decision = self.policy.select(
-            round_idx, list(orgs), self.features, rng_for_round(self.seed, round_idx)
-        )
+        rng = rng_for_round(self.seed, round_idx)
+        if self.mechanisms:
+            self.decision = self.policy.select(
+                round_idx,
+                list(orgs),
+                self.features,
+                rng,
+                history=PairHistory(tuple(self.meetings)),
+                local_value=dict.fromkeys(orgs, 0.0),
+                signals=self.signals(orgs),
+            )
+        else:
+            self.decision = self.policy.select(round_idx, list(orgs), self.features, rng)
         return [(t, s) for t, s in self.decision.pairs]
+
+    def record_bundle(self, teacher: str, items: Sequence[TransferItem], payload: BundlePayload) -> None:
+        self.teachers.add(teacher, items, payload)
 
     def observe(self, centred: Mapping[str, float], pairs: Sequence[Pair]) -> None:
         if self.decision is None:
@@ -295,9 +383,10 @@ class PolicyMethod:
         rewards: dict[Pair, float | None] = {
             (t, s): centred.get(s) if (t, s) in chosen else None for t, s in self.decision.pairs
         }
-        for (t, _s), r in rewards.items():
+        for (t, s), r in rewards.items():
             if r is None:
                 continue
+            self.meetings.append(Meeting(self.decision.round, t, s, r))
             theirs = self.features[t]
             # The teacher's reputation moves by the contract's rule (an EMA of a signal in [0, 1]).
             signal = (1.0 + math.tanh(r / 0.02)) / 2.0
@@ -357,8 +446,11 @@ def run_seed_method(
     policy = None
     if method in ("heuristic", "knexa"):
         val = {a.name: a.validate(evaluator) for a in agents}
-        policy = PolicyMethod("linucb" if method == "knexa" else "heuristic", cfg, world, val)
-    baseline: dict[str, float] = {}
+        policy = PolicyMethod(
+            "linucb" if method == "knexa" else "heuristic", cfg, world, val, mechanisms=method == "knexa"
+        )
+    baseline: dict[str, float] = {}  # EMA of every round's reward
+    alone_baseline: dict[str, float] = {}  # EMA of the rounds the student trained alone
     rounds: list[RoundLog] = []
     for r in range(cfg.rounds):
         answers = TeacherAnswers(cfg, evaluator)
@@ -419,6 +511,9 @@ def run_seed_method(
                 pairs = policy.select(r, names)
             teacher_of = {s: t for t, s in pairs}
             payloads = {s: answers.bundle(by_name[t], targets(world, cfg, s)) for t, s in pairs}
+            if policy is not None:
+                for t, s in pairs:
+                    policy.record_bundle(t, targets(world, cfg, s), payloads[s])
             for a in agents:
                 if a.name in teacher_of:
                     payload = payloads[a.name]
@@ -426,10 +521,15 @@ def run_seed_method(
                     rewards[a.name] = learn_from(cfg, a, payload, evaluator)
                 else:
                     rewards[a.name] = train_alone(cfg, a)
-        centred = {s: v - baseline.get(s, 0.0) for s, v in rewards.items()}
+        # Centred on what the student gets alone (its local rounds' EMA; before its first local
+        # round, the EMA of all its rounds), so a pair's value is its gain over training alone.
+        centred = {s: v - alone_baseline.get(s, baseline.get(s, 0.0)) for s, v in rewards.items()}
+        paired = {s for _t, s in pairs}
+        w = cfg.baseline_weight
         for s, v in rewards.items():
-            w = cfg.baseline_weight
             baseline[s] = v if s not in baseline else (1 - w) * baseline[s] + w * v
+            if s not in paired:
+                alone_baseline[s] = v if s not in alone_baseline else (1 - w) * alone_baseline[s] + w * v
         if policy is not None:
             policy.observe(centred, pairs)
         record = RoundLog(

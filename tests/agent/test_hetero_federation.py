@@ -139,7 +139,7 @@ def test_smoke_federation_runs_every_method_saves_and_resumes(zoo_cache: Path, t
         teachers = [t for t, _ in rec["pairs"]]
         assert len(teachers) == len(set(teachers))
         if method in ("random", "knexa", "heuristic"):
-            assert len(rec["pairs"]) == len(world)  # everyone is a student (no "no teacher" option yet)
+            assert len(rec["pairs"]) == len(world)  # round 1: every UCB beats "no teacher" (0)
         if method == "oracle":
             values = rec["oracle_values"]
             assert len(values) == len(world) * len(world)  # every teacher and "alone" per student
