@@ -22,11 +22,20 @@ from org.errors import OrgError
 
 @dataclass(frozen=True)
 class LearnResult:
-    """A student's outcome: the validation Pass@1 gain and the adapter it now commits to."""
+    """A student's outcome: the gain it reports on chain and the adapter it now commits to.
+
+    ``gain`` is the paper's Eq. 3 reward (`agent.reward.eq3_reward`: validation NLL reduction
+    minus the bundle-size charge) for learners that measure a loss, clipped to [-1, 1]; the
+    validation Pass@1 change stays in the organization's own log (``pass1_gain``).
+    """
 
     gain: float
     adapter: bytes
     detail: str = ""
+    pass1_gain: float | None = None
+    nll_before: float | None = None
+    nll_after: float | None = None
+    bundle_kib: float | None = None
 
 
 class Learner(Protocol):

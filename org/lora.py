@@ -7,8 +7,10 @@ step budget, bundles, distillation and the sandboxed evaluation):
   the public transfer set (`--transfer`, else the seeded federation's);
 - a share of the seeded code-problem federation (`--index`), on a cached zoo model.
 Its adapter lives in its home: trained locally once on first start (warm-up), then changed only by
-distilling the bundles it receives. Validation Pass@1 is measured in the sandbox before and after
-each distillation; the difference is the gain it reports.
+distilling the bundles it receives. The gain it reports is the paper's Eq. 3 reward
+(`agent.reward.eq3_reward`): the reduction of its mean per-token NLL of its validation reference
+solutions, less a charge for the bundle's size; validation Pass@1 is measured in the sandbox before
+and after each distillation too, and kept in its log.
 
 Tokenizers: the profile declares the base model's weights and tokenizer digests. A teacher sends
 top-k logits only to a student with its own tokenizer and text-only bundles otherwise; the student
@@ -36,6 +38,7 @@ from agent.data.templates import CATEGORIES
 from agent.models.tokenizer import Codec
 from agent.models.zoo import ModelSpec, n_params
 from agent.payload import PayloadError
+from agent.reward import eq3_reward
 from agent.sandbox import Evaluator
 from agent.student import resolve_mode
 from agent.teacher import TeacherConfig
@@ -332,8 +335,28 @@ class LoraLearner:
         self.memory.previous_val, self.memory.val = self.memory.val, report.val_after
         self.memory.rounds_learnt += 1
         self._save(self.memory)
+        kib = payload.nbytes() / 1024
+        reward = eq3_reward(report.nll_before, report.nll_after, kib)
+        log.info(
+            "round %d: Eq. 3 reward %+.5f (validation NLL %.4f -> %.4f, bundle %.1f KiB); "
+            "validation Pass@1 %.3f -> %.3f (%+.3f, kept in this log, not reported)",
+            bundle.round,
+            reward,
+            report.nll_before,
+            report.nll_after,
+            kib,
+            report.val_before,
+            report.val_after,
+            report.gain,
+        )
         return LearnResult(
-            report.gain, self.adapter_bundle().to_bytes(), f"{report.mode} distillation ({why})"
+            reward,
+            self.adapter_bundle().to_bytes(),
+            f"{report.mode} distillation ({why})",
+            pass1_gain=report.gain,
+            nll_before=report.nll_before,
+            nll_after=report.nll_after,
+            bundle_kib=kib,
         )
 
     def adapter_bundle(self) -> AdapterBundle:

@@ -257,7 +257,19 @@ class OrgRuntime:
                     kind = "learner-failure"
                 else:
                     adapter_cid = self.private.put(result.adapter)
-                    pending = PendingReport(pair.teacher, result.gain, adapter_cid, result.detail)
+                    measured = {
+                        name: float(value)
+                        for name, value in (
+                            ("nll_before", result.nll_before),
+                            ("nll_after", result.nll_after),
+                            ("bundle_kib", result.bundle_kib),
+                            ("pass1_gain", result.pass1_gain),
+                        )
+                        if value is not None
+                    }
+                    pending = PendingReport(
+                        pair.teacher, result.gain, adapter_cid, result.detail, measured or None
+                    )
             self.state.reports[key] = pending
             self._save()  # learnt once: a crash from here on resends, never relearns
         try:

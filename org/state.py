@@ -24,6 +24,8 @@ class PendingReport:
     gain: float
     adapter_cid: str
     note: str = ""
+    # What the learner measured (the organization's own log): the Eq. 3 inputs and the Pass@1 change.
+    measured: dict[str, float] | None = None
 
 
 @dataclass

@@ -50,6 +50,7 @@ from agent.data.world import OrgPlan, WorldConfig, build_world_suite, world_rows
 from agent.models.tokenizer import Codec, shared_tokenizer
 from agent.models.zoo import TINY_ZOO, ZOO, PretrainConfig, load_or_pretrain, n_params
 from agent.payload import BundleEntry, BundlePayload
+from agent.reward import RewardConfig, eq3_reward
 from agent.sandbox import Evaluator
 from agent.student import DistillConfig
 from agent.teacher import TeacherConfig, targeted_prompts
@@ -229,8 +230,9 @@ def targets(world: World, cfg: FederationConfig, student: str) -> list[TransferI
 
 
 def eq3(cfg: FederationConfig, nll_before: float, nll_after: float, kib: float) -> float:
-    """The paper's Eq. 3: gamma * (L_pre - L_post) - delta * KB."""
-    return cfg.gamma * (nll_before - nll_after) - cfg.delta_per_kib * kib
+    """The paper's Eq. 3, gamma * (L_pre - L_post) - delta * KB (`agent.reward.eq3_reward`: the
+    same function the organization runtime reports on chain)."""
+    return eq3_reward(nll_before, nll_after, kib, RewardConfig(cfg.gamma, cfg.delta_per_kib))
 
 
 def learn_from(cfg: FederationConfig, student: Agent, payload: BundlePayload, evaluator: Evaluator) -> float:

@@ -10,11 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.data.splits import TransferItem
+from agent.reward import eq3_reward
 from agent.sandbox import Evaluator
 from agent.teacher import public_program
 from agent.world import build_federation_suite, config_for_scale
 from chain.devchain import DevChain
-from chain.units import from_wad
+from chain.units import from_wad, to_wad
 from exchange.cid import cid_text
 from exchange.ipfs import IpfsStore
 from exchange.local import LocalStore
@@ -56,6 +57,7 @@ def test_three_lora_organizations_trade_real_bundles_for_two_rounds(
         matchmaker = matchmaker_for(dev_chain, store, seed=3, round_blocks=ROUND_BLOCKS)
         reader = dev_chain.client()
         published = 0
+        eq3_reports = 0
         for round_id in (1, 2):
             assert matchmaker.step().action == "opened"
             actions: list[dict[str, object]] = []
@@ -100,12 +102,25 @@ def test_three_lora_organizations_trade_real_bundles_for_two_rounds(
                 assert pair.adapter_cid is not None
                 adapter = LocalStore(student.home / "private").get(cid_text(pair.adapter_cid))
                 assert AdapterBundle.from_bytes(adapter).weights
+                # The gain on chain is the paper's Eq. 3 reward the learner measured: its validation
+                # NLL reduction less the bundle-size charge (to the wei), not a Pass@1 change.
+                state = json.loads((student.home / "state.json").read_text())
+                measured = state["reports"][str(round_id)]
+                inputs = measured["measured"]
+                assert pair.gain == to_wad(measured["gain"])
+                assert measured["gain"] == eq3_reward(
+                    inputs["nll_before"], inputs["nll_after"], inputs["bundle_kib"]
+                )
+                assert inputs["bundle_kib"] > 0
+                assert "pass1_gain" in inputs
+                eq3_reports += 1
             delivered = sum(p.bundle_published for p in on_chain)
             assert kinds.count("published") == kinds.count("reported") == delivered
             assert kinds.count("no-bundle") == 3 - delivered
             dev_chain.mine_until(reader.round(round_id).deadline_block + 1)
             assert matchmaker.step().action == "finalized"
         assert published >= 2  # the tiny agents really teach: most pairs carry a bundle
+        assert eq3_reports == published
         verdicts = verify_rounds(reader, store, dev_chain.deployment.deploy_block)
     assert [verdict.verdict for verdict in verdicts] == [MATCH, MATCH]
 

@@ -9,6 +9,7 @@ import pytest
 
 from agent.data.templates import CATEGORIES
 from agent.payload import BundleEntry, BundlePayload
+from agent.reward import eq3_reward
 from market.bundles import AdapterBundle
 from org.bridge import payload_to_bundle
 from org.lora import LoraLearner
@@ -42,8 +43,16 @@ def test_lora_learner_profiles_learns_and_resumes(zoo_cache: Path, tmp_path: Pat
     )
     payload = BundlePayload("org0", "another-tokenizer", 1, entries)
     bundle = payload_to_bundle(payload, 1, "0x" + "11" * 20, "0x" + "22" * 20, vocab_size=512)
+    nll_before = learner.agent.val_nll()
     result = learner.learn(bundle, "org-00000")
-    assert -1.0 <= result.gain <= 1.0
+    # The reported gain is Eq. 3 of what the learner measured, the Pass@1 change only its log's.
+    assert result.nll_before == nll_before
+    assert result.nll_after == learner.agent.val_nll()
+    assert result.nll_after != nll_before  # it trained
+    assert result.bundle_kib == payload.nbytes() / 1024 > 0
+    assert result.gain == eq3_reward(nll_before, result.nll_after, result.bundle_kib)
+    assert result.pass1_gain is not None
+    assert -1.0 <= result.pass1_gain <= 1.0
     adapter = AdapterBundle.from_bytes(result.adapter)
     assert adapter.peft_config["r"] == learner.spec.lora_rank
     assert adapter.weights
@@ -52,3 +61,4 @@ def test_lora_learner_profiles_learns_and_resumes(zoo_cache: Path, tmp_path: Pat
     assert restarted.rounds_learnt == 1
     for name, tensor in restarted.agent.adapter_state().items():
         assert np.array_equal(tensor.numpy(), adapter.weights[name])
+    assert restarted.agent.val_nll() == result.nll_after  # the adapter it commits to is the one measured
