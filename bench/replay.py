@@ -5,8 +5,11 @@ on a real Anvil driven by the real matchmaker (`matchmaker.service.Matchmaker`):
 decided, committed, opened and finalized. To keep the history cheap to make, organizations do not
 publish (the market's parameters set `slashBps = 0`, so no-shows cost nothing and everyone stays
 eligible); what replay recomputes, the decisions, is exactly as expensive as in a busy market.
-Then `matchmaker.audit.verify_rounds` replays the first r rounds for several r, and the bench
-records seconds per round, which stays flat when replay is linear in the history.
+Then one `matchmaker.audit.Replayer` advances through the history checkpoint by checkpoint and the
+bench records each segment's milliseconds per round, which stay flat when replay is linear in the
+history; before each segment it times a fixed reference (the first 10 rounds from scratch), so a
+segment slowed by a busy machine can be told from one slowed by the history. Last, a full replay
+from scratch (what `knexa audit replay` does).
 
 Run: `.venv/bin/python bench/replay.py [--orgs 100] [--rounds 1000]` (defaults: 100, 1000; about
 half an hour on 2 cores). `--orgs 20 --rounds 200` takes a few minutes.
@@ -101,27 +104,59 @@ def main() -> None:
         events = read_history(chain.client(), chain.deployment.deploy_block)
         reader = chain.client()
         initial = int(reader.call(reader.contract.functions.INITIAL_REPUTATION()))
-        for rounds in checkpoints:
-            last_block = next(
-                e.block_number
-                for e in events
-                if e.name == "RoundFinalized" and int(e.args["roundId"]) == rounds
-            )
-            prefix = [event for event in events if event.block_number <= last_block]
+        last_block = {int(e.args["roundId"]): e.block_number for e in events if e.name == "RoundFinalized"}
+
+        def prefix(rounds: int) -> list[Any]:
+            return [event for event in events if event.block_number <= last_block[rounds]]
+
+        def reference() -> float:
+            """A fixed piece of work (the first 10 rounds, from scratch): the load gauge."""
             began = time.perf_counter()
-            verdicts = Replayer(store, initial).advance(prefix)
+            Replayer(store, initial).advance(prefix(min(10, args.rounds)))
+            return time.perf_counter() - began
+
+        # One replayer advanced checkpoint by checkpoint (what the live matchmaker and the explorer
+        # do): the time of each segment per round stays flat when replay is linear. Before each
+        # segment, the reference is timed again, so a segment slowed by a busy machine shows as such.
+        replayer = Replayer(store, initial)
+        done = 0
+        total = 0.0
+        for rounds in checkpoints:
+            gauge = reference()
+            began = time.perf_counter()
+            verdicts = replayer.advance(prefix(rounds))
             seconds = time.perf_counter() - began
+            total += seconds
             assert all(v.verdict == MATCH for v in verdicts), [v for v in verdicts if v.verdict != MATCH][:1]
             row = {
                 "rounds": rounds,
-                "events": len(prefix),
-                "seconds": seconds,
-                "seconds_per_round": seconds / rounds,
+                "events": len(prefix(rounds)),
+                "segment_rounds": rounds - done,
+                "segment_seconds": seconds,
+                "segment_ms_per_round": 1000 * seconds / (rounds - done),
+                "cumulative_seconds": total,
+                "reference_seconds": gauge,
+                "segment_ms_per_round_in_reference_units": (seconds / (rounds - done)) / gauge,
             }
+            done = rounds
             result["replay"].append(row)
             console.print(
-                f"replay of {rounds} rounds: {seconds:.2f} s ({1000 * seconds / rounds:.1f} ms/round)"
+                f"rounds {row['rounds'] - row['segment_rounds'] + 1}-{rounds}: "
+                f"{row['segment_ms_per_round']:.1f} ms/round (reference {gauge:.2f} s), "
+                f"cumulative {total:.1f} s"
             )
+        gauge = reference()
+        began = time.perf_counter()
+        verdicts = Replayer(store, initial).advance(events)
+        result["full_replay"] = {
+            "rounds": args.rounds,
+            "seconds": time.perf_counter() - began,
+            "reference_seconds_before": gauge,
+            "verdicts_match": all(v.verdict == MATCH for v in verdicts),
+        }
+        console.print(
+            f"full replay of {args.rounds} rounds from scratch: {result['full_replay']['seconds']:.1f} s"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     _plot(result, args.out.with_suffix(".png"))
@@ -136,9 +171,9 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
     rows = result["replay"]
     figure, axis = plt.subplots(figsize=(6, 4))
-    axis.plot([r["rounds"] for r in rows], [r["seconds"] for r in rows], marker="o")
-    axis.set_xlabel("rounds replayed")
-    axis.set_ylabel("seconds")
+    axis.plot([r["rounds"] for r in rows], [r["cumulative_seconds"] for r in rows], marker="o")
+    axis.set_xlabel("rounds replayed (one incremental replayer)")
+    axis.set_ylabel("cumulative seconds")
     axis.set_title(f"replay time, {result['orgs']} organizations")
     figure.tight_layout()
     figure.savefig(path, dpi=120)

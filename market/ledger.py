@@ -386,10 +386,12 @@ class Ledger:
         ]
 
     def open_round(self) -> LedgerRound | None:
-        for round_record in self.rounds.values():
-            if not round_record.finalized:
-                return round_record
-        return None
+        """The round not finalized yet, if any. The contract opens a round only when none is open
+        and ids count up, so it can only be the latest: O(1), not a walk over the history."""
+        if not self.rounds:
+            return None
+        latest = self.rounds[next(reversed(self.rounds))]
+        return None if latest.finalized else latest
 
     def finalized_rounds(self) -> list[LedgerRound]:
         return [self.rounds[key] for key in sorted(self.rounds) if self.rounds[key].finalized]
