@@ -300,8 +300,12 @@ class MarketClient:
             self.chain_id = w3.eth.chain_id
 
     def with_account(self, account: LocalAccount) -> MarketClient:
-        """The same market, acting as `account`."""
-        return MarketClient(self.w3, self.address, account, self.artifact)
+        """The same market, acting as `account`. The two share the rounds' pair trees read so far
+        (public data, checked against the root on chain), so that many accounts driven from one
+        process fetch and hash a round's pair list once."""
+        clone = MarketClient(self.w3, self.address, account, self.artifact)
+        clone._trees = self._trees
+        return clone
 
     # ------------------------------------------------------------------ plumbing
 

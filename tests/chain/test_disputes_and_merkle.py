@@ -8,7 +8,16 @@ import pytest
 from chain.client import Outcome, PairPhase
 from chain.devchain import DevChain
 from chain.errors import ContractReverted
-from chain.merkle import PairTree, merkle_proof, merkle_root, pack_pairs, pair_leaf, unpack_pairs, verify
+from chain.merkle import (
+    MerkleError,
+    PairTree,
+    merkle_proof,
+    merkle_root,
+    pack_pairs,
+    pair_leaf,
+    unpack_pairs,
+    verify,
+)
 from chain.units import ether, to_wad
 from market.ledger import Ledger
 from tests.chain.helpers import account_of, cid_of, open_ring, register_three
@@ -48,6 +57,19 @@ def test_merkle_shapes_are_consistent() -> None:
         for index in range(size):
             assert verify(merkle_proof(subset, index), merkle_root(subset), subset[index])
     assert not verify(merkle_proof(leaves, 0), root, leaves[1])
+
+
+def test_cached_tree_proofs_equal_the_recomputed_ones() -> None:
+    addresses = [f"0x{index:040x}" for index in range(1, 40)]
+    for size in (1, 2, 3, 7, 8, 9, 38):
+        pairs = [(addresses[index], addresses[index + 1]) for index in range(size)]
+        tree = PairTree.build(5, pairs)
+        assert tree.levels[0] == tree.leaves and tree.levels[-1] == (tree.root,)
+        for index in range(size):
+            assert tree.proof(index) == merkle_proof(tree.leaves, index)
+        for outside in (-1, size):
+            with pytest.raises(MerkleError):
+                tree.proof(outside)
 
 
 def test_dispute_defective_and_unfounded_with_ledger_fold(dev_chain: DevChain) -> None:
