@@ -83,14 +83,15 @@ class SyntheticLearner:
         self.noise_std = noise_std
         if federation is not None and federation.config != _config(federation.config.n_orgs, seed):
             raise SimError("the shared federation was not built by synthetic_federation with this seed")
-        self._federation = federation
-        self._federation = self._covering(self.index)
+        self._federation: Federation = self._covering(self.index, federation)
         self.rounds_learnt = 0
 
-    def _covering(self, index: int) -> Federation:
-        """A federation that includes organization `index`. An organization's hidden traits depend
-        only on the seed and its index, not on the federation's size, so a larger one agrees."""
-        current: Federation | None = getattr(self, "_federation", None)
+    def _covering(self, index: int, current: Federation | None = None) -> Federation:
+        """A federation that includes organization `index` (`current`, or this learner's, when it
+        does). An organization's hidden traits depend only on the seed and its index, not on the
+        federation's size, so a larger one agrees."""
+        if current is None:
+            current = getattr(self, "_federation", None)
         if current is None or index >= len(current.orgs):
             current = synthetic_federation(index + 1, self.seed)
         return current

@@ -49,6 +49,29 @@ def test_merkle_known_answers_match_the_contract(dev_chain: DevChain) -> None:
     assert caught.value.name == "NotInRound"
 
 
+def test_clients_of_one_market_share_the_checked_pair_trees(dev_chain: DevChain) -> None:
+    orgs = register_three(dev_chain)
+    _, pairs = open_ring(dev_chain, orgs)
+    reader = dev_chain.client()
+    teacher_of = {teacher: student for teacher, student in pairs}
+    first = reader.with_account(account_of(orgs[0]))
+    second = first.with_account(account_of(orgs[1]))
+    assert reader.account is None
+    assert (first.account, second.account) == (account_of(orgs[0]), account_of(orgs[1]))
+    tree = second.pair_tree(1)  # read from the RoundOpened event and checked against its root
+    assert first.pair_tree(1) is tree
+    assert reader.pair_tree(1) is tree
+    assert tree.root == reader.round(1).pairs_root
+    for client in (first, second):  # each sends as its own account, with proofs of the shared tree
+        address = account_of(client).address
+        client.publish_bundle(1, teacher_of[address], cid_of(f"bundle-{address}"))
+    phases = [state.phase for state in reader.pairs(1)]
+    assert phases.count(PairPhase.PUBLISHED) == 2
+    # a read-only client stays read-only
+    with pytest.raises(ValueError, match="no account"):
+        reader.publish_bundle(1, teacher_of[account_of(orgs[2]).address], cid_of("b"))
+
+
 def test_merkle_shapes_are_consistent() -> None:
     leaves = [bytes([i]) * 32 for i in range(1, 12)]
     root = merkle_root(leaves)
