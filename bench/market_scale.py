@@ -1,7 +1,8 @@
 """One round of the real protocol at scale -> bench/results/market-scale.json (+ market-scale.png).
 
-N synthetic organizations (default 1,000) on one Anvil (`--prune-history`, automine: one block per
-transaction), driven through every step of a round with the project's own code:
+N synthetic organizations (default 1,000) on one Anvil (`--prune-history`, automine: a block as
+transactions arrive, so at most one block per transaction), driven through every step of a round
+with the project's own code:
 
 1. keys: per organization a deterministic Ethereum account and a secp256k1 encryption key, and a
    synthetic learner (`sim.learner.SyntheticLearner`, all sharing one federation of N);
@@ -309,7 +310,7 @@ class Bench:
             "tps_overall": round(transactions / sum(phase.seconds for phase in chain_phases), 2),
             "phases": phases,
             "block_gas_limit": gas_limit,
-            "mining": "automine (one block per transaction), anvil --prune-history",
+            "mining": "automine (a block as transactions arrive), anvil --prune-history",
             "workers": self.workers,
             "parameters": asdict(self.parameters),
             "machine": {

@@ -53,7 +53,7 @@ def test_clients_of_one_market_share_the_checked_pair_trees(dev_chain: DevChain)
     orgs = register_three(dev_chain)
     _, pairs = open_ring(dev_chain, orgs)
     reader = dev_chain.client()
-    teacher_of = {teacher: student for teacher, student in pairs}
+    teacher_of = dict(pairs)
     first = reader.with_account(account_of(orgs[0]))
     second = first.with_account(account_of(orgs[1]))
     assert reader.account is None
@@ -87,7 +87,8 @@ def test_cached_tree_proofs_equal_the_recomputed_ones() -> None:
     for size in (1, 2, 3, 7, 8, 9, 38):
         pairs = [(addresses[index], addresses[index + 1]) for index in range(size)]
         tree = PairTree.build(5, pairs)
-        assert tree.levels[0] == tree.leaves and tree.levels[-1] == (tree.root,)
+        assert tree.levels[0] == tree.leaves
+        assert tree.levels[-1] == (tree.root,)
         for index in range(size):
             assert tree.proof(index) == merkle_proof(tree.leaves, index)
         for outside in (-1, size):

@@ -38,7 +38,7 @@ def test_small_market_round_replays(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert phases["replay"]["verdicts"] == {"match": 1, "mismatch": 0, "unverifiable": 0}
     for name in ("register", "open", "publish", "report", "settle"):
         row = phases[name]
-        assert row["blocks"] == row["transactions"]  # automine: one block per transaction
+        assert 1 <= row["blocks"] <= row["transactions"]  # automine: concurrent sends may share a block
         assert 0 < row["gas_per_block_mean"] <= row["gas_per_block_max"] < data["block_gas_limit"]
     assert data["transactions"] == 8 + 1 + 8 + 8 + 1
     assert data["round_seconds"] > 0
