@@ -129,6 +129,7 @@ class Bench:
         self.phases: list[Phase] = []
         self.parameters = market_parameters(orgs)
         self.pair_list_seconds = 0.0
+        self.load_before = 0.0
 
     @contextmanager
     def phase(self, chain: DevChain | None, name: str) -> Iterator[Phase]:
@@ -151,6 +152,7 @@ class Bench:
             return sum(pool.map(act, items))
 
     def run(self) -> dict[str, Any]:
+        self.load_before = os.getloadavg()[0]
         with tempfile.TemporaryDirectory() as scratch:
             store = LocalStore(Path(scratch) / "store")
             private = LocalStore(Path(scratch) / "private")  # the organizations' adapters
@@ -317,6 +319,8 @@ class Bench:
                 "python": platform.python_version(),
                 "platform": platform.platform(),
                 "cpus": os.cpu_count(),
+                # other jobs share the machine: the 1-minute load average before and after the run
+                "load_average": [round(self.load_before, 2), round(os.getloadavg()[0], 2)],
             },
         }
 
