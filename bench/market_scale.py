@@ -55,6 +55,7 @@ from eth_account import Account  # noqa: E402
 from eth_account.signers.local import LocalAccount  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+from web3.types import RPCEndpoint  # noqa: E402
 
 from chain.client import DEFAULT_PARAMETERS, MarketClient, MarketParameters  # noqa: E402
 from chain.devchain import DevChain  # noqa: E402
@@ -184,9 +185,7 @@ class Bench:
         with self.phase(chain, "fund"):
 
             def fund(org: Organization) -> int:
-                chain.w3.provider.make_request(  # type: ignore[attr-defined]
-                    "anvil_setBalance", [org.address, hex(ether(10))]
-                )
+                chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [org.address, hex(ether(10))])
                 return 0
 
             self._each(fund, organizations)
