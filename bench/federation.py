@@ -8,7 +8,9 @@ summary over the seeds every method finished) is written to ``bench/results/fede
 
 Run: ``.venv/bin/python bench/federation.py --jobs 2`` (10 seeds x 6 methods; many hours on a 2-core
 CPU: stop and rerun at will), ``--world control`` for the homogeneous control world, ``--smoke`` for
-a seconds-scale run, ``--merge-only`` to summarise what is saved so far.
+a seconds-scale run, ``--merge-only`` to summarise what is saved so far. ``--backend ray`` runs every
+(seed, method) as a Ray task (the ``.[sim]`` extra) on a local cluster of ``--jobs`` CPUs, or on the
+cluster at ``--ray-address``; each task rebuilds its seed's world (seeded, so identically).
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ if sys.path[0] != str(ROOT):  # runnable as a plain script, ahead of bench/ (ben
 import torch  # noqa: E402
 
 from agent.sandbox import Evaluator, isolation_level  # noqa: E402
+from sim.fanout import fan_out  # noqa: E402
 from sim.federation import (  # noqa: E402
     METHODS,
     FederationConfig,
     build_bases,
     control_config,
     load_results,
+    result_path,
     run_all,
     smoke_config,
     summarise,
@@ -61,6 +65,14 @@ def _run_seed(
     log = (lambda line: print(line, flush=True)) if verbose else None
     run_all(cfg, methods, out, codec, bases, Evaluator(workers=cfg.workers), seeds=[seed], log=log)
     return seed
+
+
+def _run_job(job: tuple[FederationConfig, int, str, Path, int, bool]) -> str:
+    """One (seed, method) as a Ray task: saved under the runs folder as it finishes (on a cluster,
+    `--runs` must be a folder every node shares)."""
+    cfg, seed, method, out, threads, verbose = job
+    _run_seed(cfg, seed, [method], out, threads, verbose)
+    return f"seed{seed}-{method}"
 
 
 def converged_pairs(results: Sequence[dict[str, Any]], method: str, last: int = 5) -> list[dict[str, Any]]:
@@ -225,7 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default 10; 1 with --smoke)")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
-    ap.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes (Ray: local CPUs)")
+    ap.add_argument(
+        "--backend",
+        choices=("processes", "ray"),
+        default="processes",
+        help="processes: --jobs local processes, no Ray needed; ray: every (seed, method) a Ray task",
+    )
+    ap.add_argument("--ray-address", default=None, help="a Ray cluster to join (default: a local one)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per job")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--runs", type=Path, default=None, help="where (seed, method) results are saved")
@@ -249,7 +268,18 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     if not args.merge_only:
         build_bases(cfg)  # pretrain (cached) once before any worker loads the bases
-        if args.jobs > 1:
+        if args.backend == "ray":
+            jobs = [
+                (cfg, s, m, runs, args.threads, args.verbose)
+                for s in cfg.seeds
+                for m in methods
+                if not result_path(runs, s, m).exists()  # resume: what is saved is not run again
+            ]
+            for name in fan_out(
+                _run_job, jobs, backend="ray", workers=args.jobs, ray_address=args.ray_address
+            ):
+                print(f"{name} done", flush=True)
+        elif args.jobs > 1:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
                 futures = [

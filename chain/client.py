@@ -7,6 +7,7 @@ that a revert surfaces as a decoded `ContractReverted` *before* anything is sent
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -300,8 +301,12 @@ class MarketClient:
             self.chain_id = w3.eth.chain_id
 
     def with_account(self, account: LocalAccount) -> MarketClient:
-        """The same market, acting as `account`."""
-        return MarketClient(self.w3, self.address, account, self.artifact)
+        """The same market, acting as `account`: a shallow copy that shares the connection, the
+        contract object and the rounds' pair trees read so far (public data, checked against the
+        root on chain), so that many accounts driven from one process build these once."""
+        clone = copy.copy(self)
+        clone.account = account
+        return clone
 
     # ------------------------------------------------------------------ plumbing
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from eth_utils.address import to_canonical_address, to_checksum_address
 from eth_utils.crypto import keccak
@@ -122,8 +123,25 @@ class PairTree:
                 return index
         raise MerkleError(f"round {self.round_id} has no pair with student {key}")
 
+    @cached_property
+    def levels(self) -> tuple[tuple[bytes, ...], ...]:
+        """Every level of the tree, leaves first (built once: a round's proofs cost O(log n) each)."""
+        levels = [list(self.leaves)]
+        while len(levels[-1]) > 1:
+            levels.append(_next_level(levels[-1]))
+        return tuple(tuple(level) for level in levels)
+
     def proof(self, index: int) -> list[bytes]:
-        return merkle_proof(self.leaves, index)
+        """`merkle_proof(self.leaves, index)`, read off the cached levels."""
+        if not 0 <= index < len(self.leaves):
+            raise MerkleError(f"leaf {index} out of range for {len(self.leaves)} leaves")
+        proof: list[bytes] = []
+        for level in self.levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                proof.append(level[sibling])
+            index //= 2
+        return proof
 
     def packed(self) -> bytes:
         return pack_pairs(self.pairs)

@@ -18,6 +18,7 @@ from market.bundles import KnowledgeBundle, TokenizerId
 from market.categories import DEFAULT_CATEGORIES
 from market.documents import PeftSummary, ProfileDoc
 from org.learners import Learner, LearnResult, register_learner
+from sim.errors import SimError
 from sim.synthetic import Federation, SimConfig
 
 SYNTHETIC_TOKENIZER = TokenizerId("knexa-synthetic", 512, hashlib.sha256(b"knexa-synthetic").hexdigest())
@@ -59,26 +60,40 @@ def synthetic_id(index: int) -> str:
     return f"org-{index:05d}"
 
 
+def _config(orgs: int, seed: int) -> SimConfig:
+    return SimConfig(n_orgs=max(2, orgs), rounds=0, seed=seed, categories=DEFAULT_CATEGORIES)
+
+
+def synthetic_federation(orgs: int, seed: int = 0) -> Federation:
+    """The federation of `orgs` simulated organizations that `SyntheticLearner`s of `seed` agree on."""
+    return Federation(_config(orgs, seed))
+
+
 class SyntheticLearner:
     """An organization of the synthetic federation; its name picks its simulated id (`synthetic_index`)."""
 
-    def __init__(self, name: str, seed: int = 0, noise_std: float = 0.01) -> None:
+    def __init__(
+        self, name: str, seed: int = 0, noise_std: float = 0.01, federation: Federation | None = None
+    ) -> None:
+        """`federation`: one built with the same seed, shared by many learners of one process (a
+        market of N organizations builds one federation of N, not N federations of up to N)."""
         self.name = name
         self.index = synthetic_index(name)
         self.seed = seed
         self.noise_std = noise_std
-        self._federation = self._covering(self.index)
+        if federation is not None and federation.config != _config(federation.config.n_orgs, seed):
+            raise SimError("the shared federation was not built by synthetic_federation with this seed")
+        self._federation: Federation = self._covering(self.index, federation)
         self.rounds_learnt = 0
 
-    def _covering(self, index: int) -> Federation:
-        """A federation that includes organization `index`. An organization's hidden traits depend
-        only on the seed and its index, not on the federation's size, so a larger one agrees."""
-        current: Federation | None = getattr(self, "_federation", None)
+    def _covering(self, index: int, current: Federation | None = None) -> Federation:
+        """A federation that includes organization `index` (`current`, or this learner's, when it
+        does). An organization's hidden traits depend only on the seed and its index, not on the
+        federation's size, so a larger one agrees."""
+        if current is None:
+            current = getattr(self, "_federation", None)
         if current is None or index >= len(current.orgs):
-            size = max(2, index + 1)
-            current = Federation(
-                SimConfig(n_orgs=size, rounds=0, seed=self.seed, categories=DEFAULT_CATEGORIES)
-            )
+            current = synthetic_federation(index + 1, self.seed)
         return current
 
     def profile(self) -> ProfileDoc:

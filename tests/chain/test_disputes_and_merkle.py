@@ -8,7 +8,16 @@ import pytest
 from chain.client import Outcome, PairPhase
 from chain.devchain import DevChain
 from chain.errors import ContractReverted
-from chain.merkle import PairTree, merkle_proof, merkle_root, pack_pairs, pair_leaf, unpack_pairs, verify
+from chain.merkle import (
+    MerkleError,
+    PairTree,
+    merkle_proof,
+    merkle_root,
+    pack_pairs,
+    pair_leaf,
+    unpack_pairs,
+    verify,
+)
 from chain.units import ether, to_wad
 from market.ledger import Ledger
 from tests.chain.helpers import account_of, cid_of, open_ring, register_three
@@ -40,6 +49,29 @@ def test_merkle_known_answers_match_the_contract(dev_chain: DevChain) -> None:
     assert caught.value.name == "NotInRound"
 
 
+def test_clients_of_one_market_share_the_checked_pair_trees(dev_chain: DevChain) -> None:
+    orgs = register_three(dev_chain)
+    _, pairs = open_ring(dev_chain, orgs)
+    reader = dev_chain.client()
+    teacher_of = dict(pairs)
+    first = reader.with_account(account_of(orgs[0]))
+    second = first.with_account(account_of(orgs[1]))
+    assert reader.account is None
+    assert (first.account, second.account) == (account_of(orgs[0]), account_of(orgs[1]))
+    tree = second.pair_tree(1)  # read from the RoundOpened event and checked against its root
+    assert first.pair_tree(1) is tree
+    assert reader.pair_tree(1) is tree
+    assert tree.root == reader.round(1).pairs_root
+    for client in (first, second):  # each sends as its own account, with proofs of the shared tree
+        address = account_of(client).address
+        client.publish_bundle(1, teacher_of[address], cid_of(f"bundle-{address}"))
+    phases = [state.phase for state in reader.pairs(1)]
+    assert phases.count(PairPhase.PUBLISHED) == 2
+    # a read-only client stays read-only
+    with pytest.raises(ValueError, match="no account"):
+        reader.publish_bundle(1, teacher_of[account_of(orgs[2]).address], cid_of("b"))
+
+
 def test_merkle_shapes_are_consistent() -> None:
     leaves = [bytes([i]) * 32 for i in range(1, 12)]
     root = merkle_root(leaves)
@@ -48,6 +80,20 @@ def test_merkle_shapes_are_consistent() -> None:
         for index in range(size):
             assert verify(merkle_proof(subset, index), merkle_root(subset), subset[index])
     assert not verify(merkle_proof(leaves, 0), root, leaves[1])
+
+
+def test_cached_tree_proofs_equal_the_recomputed_ones() -> None:
+    addresses = [f"0x{index:040x}" for index in range(1, 40)]
+    for size in (1, 2, 3, 7, 8, 9, 38):
+        pairs = [(addresses[index], addresses[index + 1]) for index in range(size)]
+        tree = PairTree.build(5, pairs)
+        assert tree.levels[0] == tree.leaves
+        assert tree.levels[-1] == (tree.root,)
+        for index in range(size):
+            assert tree.proof(index) == merkle_proof(tree.leaves, index)
+        for outside in (-1, size):
+            with pytest.raises(MerkleError):
+                tree.proof(outside)
 
 
 def test_dispute_defective_and_unfounded_with_ledger_fold(dev_chain: DevChain) -> None:
