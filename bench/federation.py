@@ -90,6 +90,31 @@ def converged_pairs(results: Sequence[dict[str, Any]], method: str, last: int = 
     return out
 
 
+def per_org_finals(results: Sequence[dict[str, Any]], seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """Every organisation's final own-test Pass@1 under every method, beside its public size and
+    hidden strength and quality (who gains from collaboration, and who loses)."""
+    by = {(r["seed"], r["method"]): r for r in results if r["seed"] in seeds}
+    rows = []
+    for seed in seeds:
+        methods = sorted(m for s, m in by if s == seed)
+        world = by[(seed, methods[0])]["world"]
+        for org in world:
+            name = org["org"]
+            rows.append(
+                {
+                    "seed": seed,
+                    **org,
+                    "start": by[(seed, methods[0])]["start"]["own_test"][name],
+                    "final": {m: by[(seed, m)]["rounds"][-1]["own_test"][name] for m in methods},
+                    "mean_reward": {
+                        m: statistics.fmean(rec["rewards"][name] for rec in by[(seed, m)]["rounds"])
+                        for m in methods
+                    },
+                }
+            )
+    return rows
+
+
 def reward_curves(results: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
     """Mean Eq. 3 reward per round per method (over organisations and seeds)."""
     by: dict[str, list[list[float]]] = {}
@@ -132,6 +157,24 @@ def plot_all(result: dict[str, Any], out: Path, stem: str) -> None:
     fig.tight_layout()
     fig.savefig(out / f"{stem}.png", dpi=110)
     plt.close(fig)
+
+    finals = result.get("per_org_finals", [])
+    if finals and "local-only" in finals[0]["final"]:
+        others = [m for m in finals[0]["final"] if m != "local-only"]
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for i, method in enumerate(others):
+            xs = [row["train"] * (1 + 0.04 * i) for row in finals]
+            ys = [row["final"][method] - row["final"]["local-only"] for row in finals]
+            ax.scatter(xs, ys, label=method, alpha=0.7, s=18)
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("organisation's private training problems (log)")
+        ax.set_ylabel("final own-test Pass@1 minus local-only's")
+        ax.set_title("per-organisation finals against training alone")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / f"{stem}-orgs.png", dpi=110)
+        plt.close(fig)
 
     graphs = result["converged_pairs"].get("knexa", [])[:5]
     if not graphs:
@@ -193,6 +236,7 @@ def merge(
         "methods": list(methods),
         "summary": summary,
         "reward_curve": reward_curves([r for r in results if r["seed"] in summary["seeds"]]),
+        "per_org_finals": per_org_finals(results, summary["seeds"]),
         "converged_pairs": {
             m: converged_pairs(results, m) for m in methods if m in ("random", "heuristic", "knexa", "oracle")
         },
