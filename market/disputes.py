@@ -64,6 +64,7 @@ from exchange.sealing import (
 from exchange.store import ContentStore
 from market.bundles import DEFAULT_LIMITS, KnowledgeBundle, Limits
 from market.errors import MarketError
+from market.ledger import Ledger, LedgerPair, LedgerRound
 
 MAX_EVIDENCE_BYTES = 16 << 10
 MAX_VERDICT_BYTES = 64 << 10
@@ -115,6 +116,20 @@ class PairFacts:
     student: str
     bundle_cid: str
     student_key: bytes  # the student's registered 33-byte encryption public key
+
+
+def pair_facts(ledger: Ledger, round_record: LedgerRound, pair: LedgerPair) -> PairFacts:
+    """The chain facts a dispute of `pair` is judged on (its bundle must be on chain)."""
+    if pair.bundle_cid is None:
+        raise MarketError(f"round {round_record.round_id} pair {pair.index} has no bundle")
+    return PairFacts(
+        round_record.round_id,
+        pair.index,
+        pair.teacher,
+        pair.student,
+        cid_text(pair.bundle_cid),
+        ledger.organizations[pair.student].encryption_public_key,
+    )
 
 
 @dataclass(frozen=True)

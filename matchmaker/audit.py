@@ -31,7 +31,7 @@ from chain.events import ChainEvent, EventReader
 from exchange.cid import cid_text
 from exchange.errors import ExchangeError, StoreError
 from exchange.store import ContentStore
-from market.disputes import MAX_VERDICT_BYTES, DisputeVerdict, PairFacts, fetch_and_judge
+from market.disputes import MAX_VERDICT_BYTES, DisputeVerdict, fetch_and_judge, pair_facts
 from market.documents import DecisionRecord
 from market.ledger import Ledger, LedgerPair, LedgerRound
 from market.parameters import read_constants
@@ -116,20 +116,6 @@ _OUTCOME_NAMES = {
     Outcome.UNFOUNDED: "unfounded",
     Outcome.UNRESOLVED: "unresolved",
 }
-
-
-def pair_facts(ledger: Ledger, round_record: LedgerRound, pair: LedgerPair) -> PairFacts:
-    """The chain facts a dispute of `pair` is judged on (its bundle must be on chain)."""
-    if pair.bundle_cid is None:
-        raise ValueError(f"round {round_record.round_id} pair {pair.index} has no bundle")
-    return PairFacts(
-        round_record.round_id,
-        pair.index,
-        pair.teacher,
-        pair.student,
-        cid_text(pair.bundle_cid),
-        ledger.organizations[pair.student].encryption_public_key,
-    )
 
 
 def audit_dispute(

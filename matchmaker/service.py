@@ -23,11 +23,11 @@ from chain.errors import ContractReverted
 from exchange.cid import cid_binary, cid_text
 from exchange.errors import StoreError
 from exchange.store import ContentStore
-from market.disputes import fetch_and_judge
+from market.disputes import fetch_and_judge, pair_facts
 from market.documents import DecisionRecord
 from market.ledger import Ledger, LedgerFollower, LedgerRound
 from market.parameters import read_constants
-from matchmaker.audit import MATCH, MISMATCH, Replayer, RoundVerdict, pair_facts
+from matchmaker.audit import MATCH, MISMATCH, Replayer, RoundVerdict
 from matchmaker.inputs import ProfileFetcher
 from matchmaker.policies import Decision, PolicyParams
 from matchmaker.runner import PolicyRunner, gather_inputs
@@ -134,7 +134,7 @@ class Matchmaker:
     def _arbitrate(self, ledger: Ledger, open_round: LedgerRound, head: int) -> list[str]:
         """Rule on every open dispute that can be ruled now (the next block is after the publish
         deadline and not after the verdict deadline); returns what was ruled."""
-        if not open_round.publish_deadline <= head < open_round.verdict_deadline:
+        if not open_round.publish_deadline < head < open_round.verdict_deadline:  # (estimated at head)
             return []
         ruled = []
         for pair in open_round.pairs:

@@ -1,0 +1,220 @@
+"""Disputes end to end on a real Anvil chain with a local store: organizations run through `knexa org`,
+the matchmaker rules as arbiter, and an independent replay re-judges every verdict.
+
+- an honest student with a defective bundle disputes and wins: the teacher is slashed, fee and bond
+  come back;
+- a student disputing a good bundle loses its bond, whatever its evidence says (a truthful
+  disclosure that shows a correct bundle, a wrong key, another pair's evidence, garbage); the
+  teacher loses nothing;
+- a verdict that disagrees with the evidence is flagged by replay at that dispute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from chain.client import Outcome
+from exchange.cid import cid_binary, cid_text
+from exchange.disclosure import disclose
+from exchange.sealing import read_header
+from market.disputes import DisputeVerdict, fetch_and_judge, pair_facts, prepare_evidence
+from market.ledger import Ledger
+from market.sealing import publish_sealed
+from matchmaker.audit import MATCH, MISMATCH, verify_rounds
+from org.identity import unlock
+from sim.learner import SyntheticLearner
+from tests.org.conftest import PASSWORD, CliMarket
+from tests.org.test_org_cli import _play, _register_all
+
+
+def _settled(market: CliMarket) -> dict[int, dict[str, object]]:
+    events = market.chain.events().read(market.chain.deployment.deploy_block, names=["PairSettled"])
+    return {int(event.args["pairIndex"]): dict(event.args) for event in events}
+
+
+def _open_round(market: CliMarket) -> tuple[dict[str, str], Ledger]:
+    addresses = _register_all(market)
+    matchmaker = market.matchmaker()
+    assert matchmaker.step().action == "opened"
+    return addresses, matchmaker.sync()[0]
+
+
+def _name_of(addresses: dict[str, str], address: str) -> str:
+    return next(name for name, value in addresses.items() if value == address)
+
+
+def _publish(
+    market: CliMarket, addresses: dict[str, str], ledger: Ledger, index: int, *, to_self: bool
+) -> None:
+    """Publish pair `index`'s bundle as its teacher: sealed to the student, or (`to_self`) to the
+    teacher's own key, so that the student cannot open it."""
+    pair = ledger.rounds[1].pairs[index]
+    teacher = unlock(market.homes[_name_of(addresses, pair.teacher)], PASSWORD)
+    recipient = ledger.organizations[pair.student].encryption_public_key
+    cid = publish_sealed(
+        market.store,
+        SyntheticLearner(teacher.config.name).teach(1, teacher.address, pair.student),
+        teacher_key=bytes(teacher.account.key),
+        recipient_public_key=teacher.encryption_public_key if to_self else recipient,
+    )
+    market.chain.client(teacher.account).publish_bundle(1, pair.student, cid_binary(cid))
+
+
+def _verdicts(market: CliMarket) -> list[object]:
+    return list(verify_rounds(market.chain.client(), market.store, market.chain.deployment.deploy_block))
+
+
+def test_an_honest_student_wins_the_dispute_over_a_defective_bundle(cli_market: CliMarket) -> None:
+    addresses, ledger = _open_round(cli_market)
+    reader = cli_market.chain.client()
+    cheat = ledger.rounds[1].pairs[0]
+    stakes = {address: reader.organization(address).stake for address in addresses.values()}
+    owed = {address: reader.pending_withdrawal(address) for address in addresses.values()}
+    _publish(cli_market, addresses, ledger, cheat.index, to_self=True)  # the student cannot open it
+
+    actions = _play(cli_market, list(cli_market.homes))
+    disputed = [a for a in actions if a["action"] == "disputed"]
+    assert len(disputed) == 1
+    assert "recipient" in str(disputed[0]["detail"])
+    assert sorted(a["action"] for a in actions) == [
+        "disputed",
+        "published",
+        "published",
+        "reported",
+        "reported",
+    ]
+
+    matchmaker = cli_market.matchmaker()
+    round_1 = matchmaker.sync()[0].rounds[1]
+    assert matchmaker.step().action == "waiting"  # no verdict before the publish deadline
+    cli_market.chain.mine_until(round_1.publish_deadline + 1)
+    ruled = matchmaker.step()
+    assert ruled.action == "ruled"
+    assert "defective" in ruled.detail
+    cli_market.chain.mine_until(round_1.deadline_block + 1)
+    assert matchmaker.step().action == "finalized"
+
+    settled = _settled(cli_market)[cheat.index]
+    assert settled["outcome"] == Outcome.DEFECTIVE
+    slashed = int(settled["slashed"])  # type: ignore[call-overload]
+    params = reader.parameters()
+    teacher_stake = reader.organization(cheat.teacher).stake
+    assert slashed == (teacher_stake + slashed) * params.slash_bps // 10_000
+    # (the teacher is also a student in this round: its own fee went to its teacher)
+    assert teacher_stake == stakes[cheat.teacher] - params.exchange_fee - slashed
+    assert reader.organization(cheat.student).stake == stakes[cheat.student]  # fee and bond came back
+    assert reader.pending_withdrawal(cheat.student) >= owed[cheat.student] + slashed
+    verdict_cid = cid_text(bytes(settled["verdictCid"]))  # type: ignore[call-overload]
+    verdict = DisputeVerdict.from_bytes(cli_market.store.get(verdict_cid))
+    assert verdict.defective
+    assert [(c.check, c.passed) for c in verdict.checks][-1] == ("recipient", False)
+
+    (replayed,) = _verdicts(cli_market)
+    assert replayed.verdict == MATCH  # type: ignore[attr-defined]
+    (audit,) = replayed.disputes  # type: ignore[attr-defined]
+    assert (audit.verdict, audit.outcome, audit.recomputed_defective) == (MATCH, "defective", True)
+
+
+def test_disputing_a_good_bundle_costs_the_bond_whatever_the_evidence(cli_market: CliMarket) -> None:
+    addresses, ledger = _open_round(cli_market)
+    reader = cli_market.chain.client()
+    names = list(cli_market.homes)
+    for index in range(len(ledger.rounds[1].pairs)):
+        _publish(cli_market, addresses, ledger, index, to_self=False)  # every teacher is honest
+    ledger = cli_market.matchmaker().sync()[0]
+    round_1 = ledger.rounds[1]
+    stakes = {address: reader.organization(address).stake for address in addresses.values()}
+    owed = {address: reader.pending_withdrawal(address) for address in addresses.values()}
+    reputations = {address: reader.organization(address).reputation for address in addresses.values()}
+    params = reader.parameters()
+
+    def crafted(index: int) -> bytes:
+        """Evidence each lying student writes for its (good) bundle."""
+        pair = round_1.pairs[index]
+        student = unlock(cli_market.homes[_name_of(addresses, pair.student)], PASSWORD)
+        facts = pair_facts(ledger, round_1, pair)
+        envelope = cli_market.store.get(facts.bundle_cid)
+        truthful, verdict = prepare_evidence(facts, envelope, student.encryption_key.secret)
+        assert not verdict.defective  # the student's own judge already says it would lose
+        if index == 0:  # a true disclosure, a false claim: the disclosed key opens a correct bundle
+            return truthful.to_bytes()
+        if index == 1:  # "it does not decrypt", with a point of another key
+            header, _ = read_header(envelope)
+            return dataclasses.replace(
+                truthful, claim="decrypt", disclosure=disclose(b"\x44" * 32, header.ephemeral)
+            ).to_bytes()
+        other = prepare_evidence(pair_facts(ledger, round_1, round_1.pairs[0]), None, b"\x44" * 32)[0]
+        return other.to_bytes()  # evidence about another pair (and a bundle it never saw)
+
+    for pair in round_1.pairs:
+        student = unlock(cli_market.homes[_name_of(addresses, pair.student)], PASSWORD)
+        evidence_cid = cli_market.store.put(crafted(pair.index))
+        cli_market.chain.client(student.account).dispute_bundle(1, pair.teacher, cid_binary(evidence_cid))
+
+    matchmaker = cli_market.matchmaker()
+    cli_market.chain.mine_until(round_1.publish_deadline + 1)
+    ruled = matchmaker.step()
+    assert ruled.action == "ruled"
+    assert ruled.detail.count("unfounded") == 3
+    assert all(cli_market.join_once(name) == [] for name in names)  # nothing left to do
+    cli_market.chain.mine_until(round_1.verdict_deadline + 1)
+    assert matchmaker.step().action == "finalized"
+
+    settled = _settled(cli_market)
+    assert {int(s["outcome"]) for s in settled.values()} == {Outcome.UNFOUNDED}  # type: ignore[call-overload]
+    checks = {}
+    for index, entry in settled.items():
+        verdict = DisputeVerdict.from_bytes(cli_market.store.get(cid_text(bytes(entry["verdictCid"]))))  # type: ignore[call-overload]
+        checks[index] = verdict.checks[-1]
+    assert checks[0].check == "content"
+    assert checks[0].passed  # every check passed: the bundle is good
+    assert (checks[1].check, checks[1].passed) == ("key", False)
+    assert "EvidenceKeyError" in checks[1].detail
+    assert (checks[2].check, checks[2].passed) == ("evidence", False)
+    assert "EvidenceMismatchError" in checks[2].detail
+    for address in addresses.values():  # everyone is teacher once and student once
+        # (the fee was escrowed at the publish, before `stakes`): the bond is lost, the fee paid
+        assert reader.organization(address).stake == stakes[address] - params.dispute_bond
+        assert reader.pending_withdrawal(address) == owed[address] + params.exchange_fee + params.dispute_bond
+    for pair in round_1.pairs:  # a false dispute never lowers the teacher's reputation
+        assert reader.organization(pair.teacher).reputation >= reputations[pair.teacher]
+
+    (replayed,) = _verdicts(cli_market)
+    assert replayed.verdict == MATCH  # type: ignore[attr-defined]
+    assert [a.outcome for a in replayed.disputes] == ["unfounded"] * 3  # type: ignore[attr-defined]
+
+
+def test_replay_flags_a_verdict_that_disagrees_with_the_evidence(cli_market: CliMarket) -> None:
+    addresses, ledger = _open_round(cli_market)
+    names = list(cli_market.homes)
+    for index in range(len(ledger.rounds[1].pairs)):
+        _publish(cli_market, addresses, ledger, index, to_self=False)
+    ledger = cli_market.matchmaker().sync()[0]
+    round_1 = ledger.rounds[1]
+    victim = round_1.pairs[1]
+    student = unlock(cli_market.homes[_name_of(addresses, victim.student)], PASSWORD)
+    facts = pair_facts(ledger, round_1, victim)
+    evidence, _ = prepare_evidence(
+        facts, cli_market.store.get(facts.bundle_cid), student.encryption_key.secret
+    )
+    evidence_cid = cli_market.store.put(evidence.to_bytes())
+    cli_market.chain.client(student.account).dispute_bundle(1, victim.teacher, cid_binary(evidence_cid))
+    # A dishonest arbiter rules the good bundle defective, with a document that says so.
+    cli_market.chain.mine_until(round_1.publish_deadline + 1)
+    ledger = cli_market.matchmaker().sync()[0]
+    honest = fetch_and_judge(cli_market.store, pair_facts(ledger, ledger.rounds[1], victim), evidence_cid)
+    assert not honest.defective
+    forged = DisputeVerdict(**{**honest.__dict__, "defective": True, "reason": "the arbiter says so"})
+    forged_cid = cli_market.store.put(forged.to_bytes())
+    cli_market.chain.matchmaker().resolve_dispute(
+        1, victim.teacher, victim.student, True, cid_binary(forged_cid)
+    )
+    for name in names:
+        cli_market.join_once(name)  # the other students report
+    cli_market.chain.mine_until(round_1.deadline_block + 1)
+    assert cli_market.matchmaker().step().action == "finalized"
+
+    (replayed,) = _verdicts(cli_market)
+    assert replayed.verdict == MISMATCH  # type: ignore[attr-defined]
+    assert replayed.first_difference == f"disputes[{victim.index}].defective"  # type: ignore[attr-defined]
+    assert "no proven defect" in replayed.detail  # type: ignore[attr-defined]
