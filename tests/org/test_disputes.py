@@ -76,7 +76,7 @@ def test_an_honest_student_wins_the_dispute_over_a_defective_bundle(cli_market: 
     disputed = [a for a in actions if a["action"] == "disputed"]
     assert len(disputed) == 1
     assert "recipient" in str(disputed[0]["detail"])
-    assert sorted(a["action"] for a in actions) == [
+    assert sorted(str(a["action"]) for a in actions) == [
         "disputed",
         "published",
         "published",

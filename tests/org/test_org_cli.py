@@ -70,13 +70,13 @@ def test_two_rounds_through_the_cli(cli_market: CliMarket) -> None:
         assert matchmaker.step().action == "opened"
         actions = _play(cli_market, names)
         assert (
-            sorted(a["action"] for a in actions if a["round"] == round_id)
+            sorted(str(a["action"]) for a in actions if a["round"] == round_id)
             == ["published"] * 3 + ["reported"] * 3
         )
         reader = cli_market.chain.client()
-        for pair in reader.pairs(round_id):
-            assert pair.bundle_published
-            assert pair.gain_reported
+        for state in reader.pairs(round_id):
+            assert state.bundle_published
+            assert state.gain_reported
         cli_market.chain.mine_until(reader.round(round_id).deadline_block + 1)
         assert matchmaker.step().action == "finalized"
     ledger, _ = matchmaker.sync()
@@ -127,7 +127,7 @@ def test_crash_between_learning_and_reporting_resumes_without_relearning(cli_mar
     def power_cut(*args: object, **kwargs: object) -> object:
         raise KeyboardInterrupt("power cut")
 
-    runtime.market.report_gain = power_cut  # type: ignore[method-assign]
+    runtime.market.report_gain = power_cut  # type: ignore[method-assign,assignment]
     with contextlib.suppress(KeyboardInterrupt):
         runtime.step()
     saved = json.loads((cli_market.homes[victim] / "state.json").read_text())["reports"]["1"]
