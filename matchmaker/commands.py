@@ -219,6 +219,14 @@ def replay(
                 verdict.first_difference or "",
                 verdict.detail,
             )
+            for dispute in verdict.disputes:
+                shade = colours.get(dispute.verdict, "yellow")
+                table.add_row(
+                    f"  pair {dispute.pair_index}",
+                    f"dispute ruled {dispute.outcome}: [{shade}]{dispute.verdict}[/]",
+                    dispute.first_difference or "",
+                    f"evidence {dispute.evidence_cid}; {dispute.detail}",
+                )
         Console().print(table)
     counts = summarize(verdicts)
     if counts[MISMATCH]:

@@ -91,7 +91,10 @@ class OrgRuntime:
         home: Path,
         from_block: int,
         give_up_blocks: int = DEFAULT_GIVE_UP_BLOCKS,
+        demo_defective_round: int | None = None,
     ) -> None:
+        """`demo_defective_round` (demos only): in that round, seal the bundles to this
+        organization's own key instead of the student's, a defect the student proves by a dispute."""
         if market.account is None:
             raise OrgValueError("the runtime needs the organization's account")
         self.market = market
@@ -104,6 +107,7 @@ class OrgRuntime:
         self.state = RuntimeState.load(self.state_path)
         self.from_block = from_block
         self.give_up_blocks = give_up_blocks
+        self.demo_defective_round = demo_defective_round
         self._waiting: set[str] = set()  # rounds whose bundle the store has not delivered yet (logged once)
         self._follower = LedgerFollower(market, from_block, EventCache(home / "events.jsonl"))
         self._adopt(chain_key(market, from_block))
@@ -191,11 +195,19 @@ class OrgRuntime:
             log.warning("round %d: nothing to teach %s: %s", round_record.round_id, student.name, error)
             return [Action("no-bundle", round_record.round_id, f"nothing to teach {student.name}: {error}")]
         assert self.market.account is not None
+        recipient = student.encryption_public_key
+        if round_record.round_id == self.demo_defective_round:
+            recipient = bytes(self.encryption_key.public_key.format(compressed=True))
+            log.warning(
+                "round %d: demo: sealing the bundle for %s to the wrong key",
+                round_record.round_id,
+                student.name,
+            )
         cid = publish_sealed(
             self.store,
             bundle,
             teacher_key=bytes(self.market.account.key),
-            recipient_public_key=student.encryption_public_key,
+            recipient_public_key=recipient,
         )
         try:
             self.market.publish_bundle(round_record.round_id, pair.student, cid_binary(cid))

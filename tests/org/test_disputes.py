@@ -12,16 +12,21 @@ the matchmaker rules as arbiter, and an independent replay re-judges every verdi
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from chain.client import Outcome
 from exchange.cid import cid_binary, cid_text
 from exchange.disclosure import disclose
 from exchange.sealing import read_header
+from market.bundles import KnowledgeBundle
 from market.disputes import DisputeVerdict, fetch_and_judge, pair_facts, prepare_evidence
 from market.ledger import Ledger
 from market.sealing import publish_sealed
 from matchmaker.audit import MATCH, MISMATCH, verify_rounds
+from org.errors import LearnerRefusedError
 from org.identity import unlock
+from org.learners import LearnResult
+from org.runtime import OrgRuntime
 from sim.learner import SyntheticLearner
 from tests.org.conftest import PASSWORD, CliMarket
 from tests.org.test_org_cli import _play, _register_all
@@ -218,3 +223,32 @@ def test_replay_flags_a_verdict_that_disagrees_with_the_evidence(cli_market: Cli
     assert replayed.verdict == MISMATCH  # type: ignore[attr-defined]
     assert replayed.first_difference == f"disputes[{victim.index}].defective"  # type: ignore[attr-defined]
     assert "no proven defect" in replayed.detail  # type: ignore[attr-defined]
+
+
+class _RefusingLearner(SyntheticLearner):
+    def learn(self, bundle: KnowledgeBundle, teacher_name: str) -> LearnResult:
+        raise LearnerRefusedError("the bundle names prompts outside the transfer set")
+
+
+def test_a_refusal_the_arbiter_cannot_check_is_a_bare_report_never_a_dispute(cli_market: CliMarket) -> None:
+    addresses, ledger = _open_round(cli_market)
+    for index in range(len(ledger.rounds[1].pairs)):
+        _publish(cli_market, addresses, ledger, index, to_self=False)
+    pair = ledger.rounds[1].pairs[0]
+    name = _name_of(addresses, pair.student)
+    identity = unlock(cli_market.homes[name], PASSWORD)
+    runtime = OrgRuntime(
+        cli_market.chain.client(identity.account),
+        cli_market.store,
+        identity.encryption_key,
+        _RefusingLearner(name),
+        identity.home,
+        cli_market.chain.deployment.deploy_block,
+    )
+    (action,) = runtime.step()
+    assert action.kind == "rejected"
+    reader = cli_market.chain.client()
+    assert reader.reported_gain(1, pair.student) == -(10**18)
+    note = cli_market.matchmaker().sync()[0].rounds[1].pairs[0].adapter_cid
+    assert json.loads(cli_market.store.get(cid_text(note or b"")))["kind"] == "knexa.rejection"
+    assert cli_market.matchmaker().sync()[0].rounds[1].pairs[0].evidence_cid is None
