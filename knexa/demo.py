@@ -132,7 +132,7 @@ def print_process_report(report: ProcessDemoReport, console: Console) -> None:
                 pair["teacher"],
                 pair["student"],
                 (pair["bundle"] or "none")[:20] + ("…" if pair["bundle"] else ""),
-                "no report" if gain is None else f"{gain:+.4f}",
+                ("disputed" if pair.get("disputed") else "no report") if gain is None else f"{gain:+.4f}",
                 f"{pair.get('reward_eth', 0.0):.4f}",
             )
         console.print(table)

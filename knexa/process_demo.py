@@ -280,6 +280,7 @@ def _summarise(report: ProcessDemoReport, rpc: str, manifest: Path) -> None:
                 "student": names[pair.student],
                 "bundle": cid_text(pair.bundle_cid) if pair.bundle_cid is not None else None,
                 "gain": from_wad(pair.gain) if pair.gain is not None else None,
+                "disputed": pair.evidence_cid is not None,
             }
             reward = record.reward_of(pair.teacher, pair.student)
             if reward is not None:

@@ -384,7 +384,10 @@ class Replayer:
         if [(pair.teacher, pair.student) for pair in outcome.pairs] != list(decision.pairs):
             detail = "the pairs assigned on chain are not the decision's"
             return RoundVerdict(round_id, MISMATCH, "pairs_on_chain", detail), decision
-        detail = f"{len(decision.pairs)} pairs over {len(decision.org_ids)} organizations recomputed exactly"
+        detail = (
+            f"{len(decision.pairs)} pairs over {len(decision.org_ids)} organizations recomputed exactly, "
+            "Merkle root as committed"
+        )
         return RoundVerdict(round_id, MATCH, None, detail), decision
 
 
