@@ -17,7 +17,9 @@ import json
 from chain.client import Outcome
 from exchange.cid import cid_binary, cid_text
 from exchange.disclosure import disclose
-from exchange.sealing import read_header
+from exchange.ipfs import IpfsStore
+from exchange.node import IpfsNode
+from exchange.sealing import read_header, seal
 from market.bundles import KnowledgeBundle
 from market.disputes import DisputeVerdict, fetch_and_judge, pair_facts, prepare_evidence
 from market.ledger import Ledger
@@ -28,7 +30,7 @@ from org.identity import unlock
 from org.learners import LearnResult
 from org.runtime import OrgRuntime
 from sim.learner import SyntheticLearner
-from tests.org.conftest import PASSWORD, CliMarket
+from tests.org.conftest import PASSWORD, CliMarket, matchmaker_for
 from tests.org.test_org_cli import _play, _register_all
 
 
@@ -252,3 +254,44 @@ def test_a_refusal_the_arbiter_cannot_check_is_a_bare_report_never_a_dispute(cli
     note = cli_market.matchmaker().sync()[0].rounds[1].pairs[0].adapter_cid
     assert json.loads(cli_market.store.get(cid_text(note or b"")))["kind"] == "knexa.rejection"
     assert cli_market.matchmaker().sync()[0].rounds[1].pairs[0].evidence_cid is None
+
+
+def test_a_dispute_over_ipfs(cli_market: CliMarket, ipfs_node: IpfsNode) -> None:
+    """Bundle, evidence and verdict travel through a real IPFS node; the arbiter reads only from it."""
+    addresses, ledger = _open_round(cli_market)
+    with IpfsStore(ipfs_node.api_url, timeout_s=5.0) as ipfs:
+        cheat = ledger.rounds[1].pairs[2]
+        teacher = unlock(cli_market.homes[_name_of(addresses, cheat.teacher)], PASSWORD)
+        sealed = seal(  # signed and sealed correctly, but the payload is no knowledge bundle
+            b"not a knowledge bundle",
+            kind="knowledge",
+            round=1,
+            teacher_key=bytes(teacher.account.key),
+            student=cheat.student,
+            recipient_public_key=ledger.organizations[cheat.student].encryption_public_key,
+        )
+        cid = ipfs.put(sealed)
+        cli_market.chain.client(teacher.account).publish_bundle(1, cheat.student, cid_binary(cid))
+        student = unlock(cli_market.homes[_name_of(addresses, cheat.student)], PASSWORD)
+        runtime = OrgRuntime(
+            cli_market.chain.client(student.account),
+            ipfs,
+            student.encryption_key,
+            SyntheticLearner(student.config.name),
+            student.home,
+            cli_market.chain.deployment.deploy_block,
+        )
+        disputed = [a for a in runtime.step() if a.kind == "disputed"]
+        assert len(disputed) == 1
+        assert "content" in disputed[0].detail
+        arbiter = matchmaker_for(cli_market.chain, ipfs, seed=5)
+        round_1 = arbiter.sync()[0].rounds[1]
+        cli_market.chain.mine_until(round_1.publish_deadline + 1)
+        assert arbiter.step().action == "ruled"
+        ledger = arbiter.sync()[0]
+        pair = ledger.rounds[1].pairs[cheat.index]
+        assert pair.outcome is Outcome.DEFECTIVE
+        assert pair.evidence_cid is not None
+        assert pair.verdict_cid is not None
+        again = fetch_and_judge(ipfs, pair_facts(ledger, ledger.rounds[1], pair), pair.evidence_cid)
+        assert again.to_bytes() == ipfs.get(cid_text(pair.verdict_cid))  # anyone redoes it from IPFS
