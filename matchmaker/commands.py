@@ -117,7 +117,7 @@ def register(app: typer.Typer) -> None:
                 line = {"action": result.action, "round": result.round_id, "detail": result.detail}
                 sys.stdout.write(json.dumps(line) + "\n")
                 sys.stdout.flush()
-            elif result.action in ("opened", "finalized"):
+            elif result.action in ("opened", "ruled", "finalized"):
                 console.print(f"round {result.round_id}: {result.action} ({result.detail})")
             if once:
                 stop.set()

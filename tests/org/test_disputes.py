@@ -22,7 +22,7 @@ from exchange.node import IpfsNode
 from exchange.sealing import read_header, seal
 from market.bundles import KnowledgeBundle
 from market.disputes import DisputeVerdict, fetch_and_judge, pair_facts, prepare_evidence
-from market.ledger import Ledger
+from market.ledger import Ledger, LedgerPair
 from market.sealing import publish_sealed
 from matchmaker.audit import MATCH, MISMATCH, verify_rounds
 from org.errors import LearnerRefusedError
@@ -198,26 +198,41 @@ def test_replay_flags_a_verdict_that_disagrees_with_the_evidence(cli_market: Cli
         _publish(cli_market, addresses, ledger, index, to_self=False)
     ledger = cli_market.matchmaker().sync()[0]
     round_1 = ledger.rounds[1]
-    victim = round_1.pairs[1]
-    student = unlock(cli_market.homes[_name_of(addresses, victim.student)], PASSWORD)
-    facts = pair_facts(ledger, round_1, victim)
-    evidence, _ = prepare_evidence(
-        facts, cli_market.store.get(facts.bundle_cid), student.encryption_key.secret
-    )
-    evidence_cid = cli_market.store.put(evidence.to_bytes())
-    cli_market.chain.client(student.account).dispute_bundle(1, victim.teacher, cid_binary(evidence_cid))
-    # A dishonest arbiter rules the good bundle defective, with a document that says so.
+    victim, doctored = round_1.pairs[1], round_1.pairs[2]
+    for pair in (victim, doctored):  # both students dispute good bundles (with truthful evidence)
+        student = unlock(cli_market.homes[_name_of(addresses, pair.student)], PASSWORD)
+        facts = pair_facts(ledger, round_1, pair)
+        envelope = cli_market.store.get(facts.bundle_cid)
+        evidence, _ = prepare_evidence(facts, envelope, student.encryption_key.secret)
+        evidence_cid = cli_market.store.put(evidence.to_bytes())
+        cli_market.chain.client(student.account).dispute_bundle(1, pair.teacher, cid_binary(evidence_cid))
     cli_market.chain.mine_until(round_1.publish_deadline + 1)
     ledger = cli_market.matchmaker().sync()[0]
-    honest = fetch_and_judge(cli_market.store, pair_facts(ledger, ledger.rounds[1], victim), evidence_cid)
+    arbiter = cli_market.chain.matchmaker()
+
+    def honest_verdict(pair: LedgerPair) -> DisputeVerdict:
+        on_chain = ledger.rounds[1].pairs[pair.index]
+        assert on_chain.evidence_cid is not None
+        return fetch_and_judge(
+            cli_market.store, pair_facts(ledger, ledger.rounds[1], on_chain), on_chain.evidence_cid
+        )
+
+    # A dishonest arbiter rules one good bundle defective, with a document that says so...
+    honest = honest_verdict(victim)
     assert not honest.defective
-    forged = DisputeVerdict(**{**honest.__dict__, "defective": True, "reason": "the arbiter says so"})
-    forged_cid = cli_market.store.put(forged.to_bytes())
-    cli_market.chain.matchmaker().resolve_dispute(
-        1, victim.teacher, victim.student, True, cid_binary(forged_cid)
+    forged = dataclasses.replace(honest, defective=True, reason="the arbiter says so")
+    arbiter.resolve_dispute(
+        1, victim.teacher, victim.student, True, cid_binary(cli_market.store.put(forged.to_bytes()))
+    )
+    # ...and rules the other one correctly, but names a document that misstates a check.
+    honest = honest_verdict(doctored)
+    checks = (*honest.checks[:-1], dataclasses.replace(honest.checks[-1], detail="looked fine to me"))
+    misstated = dataclasses.replace(honest, checks=checks)
+    arbiter.resolve_dispute(
+        1, doctored.teacher, doctored.student, False, cid_binary(cli_market.store.put(misstated.to_bytes()))
     )
     for name in names:
-        cli_market.join_once(name)  # the other students report
+        cli_market.join_once(name)  # the other student reports
     cli_market.chain.mine_until(round_1.deadline_block + 1)
     assert cli_market.matchmaker().step().action == "finalized"
 
@@ -225,6 +240,13 @@ def test_replay_flags_a_verdict_that_disagrees_with_the_evidence(cli_market: Cli
     assert replayed.verdict == MISMATCH  # type: ignore[attr-defined]
     assert replayed.first_difference == f"disputes[{victim.index}].defective"  # type: ignore[attr-defined]
     assert "no proven defect" in replayed.detail  # type: ignore[attr-defined]
+    audits = {audit.pair_index: audit for audit in replayed.disputes}  # type: ignore[attr-defined]
+    assert (audits[victim.index].verdict, audits[victim.index].outcome) == (MISMATCH, "defective")
+    last = len(checks) - 1
+    assert audits[doctored.index].verdict == MISMATCH
+    assert (
+        audits[doctored.index].first_difference == f"disputes[{doctored.index}].verdict.checks[{last}].detail"
+    )
 
 
 class _RefusingLearner(SyntheticLearner):
