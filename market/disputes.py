@@ -45,6 +45,7 @@ Schema of `DisputeVerdict` (format "knexa.dispute-verdict", version 1):
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -435,20 +436,38 @@ def judge(
     return verdict(False, "the bundle opens with the disclosed key and passes every check")
 
 
+def ephemeral_key(envelope: bytes | None) -> bytes | None:
+    """The ephemeral public key a (parseable) envelope header names, else None."""
+    if envelope is None:
+        return None
+    try:
+        return read_header(envelope)[0].ephemeral
+    except ExchangeError:
+        return None
+
+
 def prepare_evidence(
-    facts: PairFacts, envelope: bytes | None, recipient_private_key: bytes | str, detail: str = ""
+    facts: PairFacts,
+    envelope: bytes | None,
+    recipient_private_key: bytes | str,
+    detail: str = "",
+    *,
+    other_ephemerals: Collection[bytes] = (),
 ) -> tuple[DisputeEvidence, DisputeVerdict]:
     """As the student: the evidence for `facts`' bundle and the verdict the arbiter will reach.
 
     The student disputes only when that verdict is defective (a dispute it would lose costs its bond).
+    `other_ephemerals` are the ephemeral keys of the other envelopes ever sealed to the student: a
+    teacher that copies one of them into its header would make the disclosure open that other
+    envelope, so no key is disclosed then (and without a key the defect is not proven).
     """
     disclosure = None
-    if envelope is not None:
+    ephemeral = ephemeral_key(envelope)
+    if ephemeral is not None and ephemeral not in set(other_ephemerals):
         try:
-            header, _ = read_header(envelope)
-            disclosure = disclose(recipient_private_key, header.ephemeral)
+            disclosure = disclose(recipient_private_key, ephemeral)
         except ExchangeError:
-            disclosure = None  # a header that does not parse, or no point: the defect needs no key
+            disclosure = None  # not a curve point: decryption fails for everyone, no key is needed
 
     def evidence_with(claim: str) -> DisputeEvidence:
         return DisputeEvidence(

@@ -43,7 +43,7 @@ from exchange.errors import ExchangeError, StoreError
 from exchange.local import LocalStore
 from exchange.store import ContentStore
 from market.bundles import DEFAULT_LIMITS
-from market.disputes import fetch_bounded, pair_facts, prepare_evidence
+from market.disputes import ephemeral_key, fetch_bounded, pair_facts, prepare_evidence
 from market.documents import ProfileDoc
 from market.errors import MarketError
 from market.follower import ChainKey, EventCache, chain_key
@@ -311,10 +311,15 @@ class OrgRuntime:
         name = ledger.organizations[pair.teacher].name
         try:
             envelope = fetch_bounded(self.store, facts.bundle_cid, DEFAULT_LIMITS.max_bytes)
+            others = self._other_ephemerals(ledger, pair)
         except StoreError:
             return None
         evidence, verdict = prepare_evidence(
-            facts, envelope, self.encryption_key.secret, detail=f"{type(error).__name__}: {error}"
+            facts,
+            envelope,
+            self.encryption_key.secret,
+            detail=f"{type(error).__name__}: {error}",
+            other_ephemerals=others,
         )
         if not verdict.defective:
             log.warning(
@@ -337,6 +342,22 @@ class OrgRuntime:
                 "disputed", facts.round_id, f"disputed the bundle of {name}: {verdict.reason}; evidence {cid}"
             )
         ]
+
+    def _other_ephemerals(self, ledger: Ledger, disputed: LedgerPair) -> set[bytes]:
+        """The ephemeral keys of every other bundle published to this organization (any round): a
+        disclosure for one of them would open that other bundle, so none is made (see
+        `market.disputes.prepare_evidence`). Raises `StoreError` when one cannot be read now."""
+        keys = set()
+        for record in ledger.rounds.values():
+            for pair in record.pairs:
+                if pair.student != self.address or pair.bundle_cid is None or pair is disputed:
+                    continue
+                key = ephemeral_key(
+                    fetch_bounded(self.store, cid_text(pair.bundle_cid), DEFAULT_LIMITS.max_bytes)
+                )
+                if key is not None:
+                    keys.add(key)
+        return keys
 
     def _refresh_profile(self, ledger: Ledger) -> list[Action]:
         finished = [

@@ -12,11 +12,12 @@ import struct
 
 import pytest
 from coincurve import PrivateKey
+from eth_account import Account
 
 from exchange.canonical import dumps_canonical
 from exchange.cid import cid_of
-from exchange.disclosure import DisclosureError, KeyDisclosure, disclose, verify_disclosure
-from exchange.ecies import decrypt, encrypt, public_key_of
+from exchange.disclosure import DisclosureError, KeyDisclosure, disclose, envelope_key, verify_disclosure
+from exchange.ecies import decrypt, decrypt_with_key, encrypt, public_key_of
 from exchange.sealing import associated_data, ciphertext_of, encode_envelope, read_header, seal
 from market.disputes import (
     MAX_EVIDENCE_BYTES,
@@ -235,3 +236,22 @@ def test_evidence_round_trips_and_truncated_envelopes_are_defective() -> None:
     assert verdict.defective
     assert t_evidence.disclosure is None
     assert t_evidence.claim == "header"
+
+
+def test_a_copied_ephemeral_key_is_never_disclosed() -> None:
+    """A teacher that copies the ephemeral key of another envelope to the same student into its own
+    header would, through the student's disclosure, open that other envelope for everyone."""
+    honest = _good()  # round 4, another teacher's bundle to this student
+    header, ciphertext = read_header(honest)
+    copier = Account.from_key(b"\x66" * 32).address
+    copied = encode_envelope(dataclasses.replace(header, round=5, teacher=copier), b"\x00" * 64)
+    facts = PairFacts(5, 0, copier, STUDENT, cid_of(copied), public_key_of(ENCRYPTION_KEY))
+    naive, verdict = prepare_evidence(facts, copied, ENCRYPTION_KEY)
+    assert verdict.defective  # the undecryptable envelope would be proven...
+    assert naive.disclosure is not None
+    key = envelope_key(naive.disclosure, public_key_of(ENCRYPTION_KEY), header.ephemeral)
+    assert decrypt_with_key(ciphertext_of(header, ciphertext), key, associated_data(header))  # ...leaking
+    guarded, verdict = prepare_evidence(facts, copied, ENCRYPTION_KEY, other_ephemerals={header.ephemeral})
+    assert guarded.disclosure is None
+    assert not verdict.defective  # so the student does not dispute (and reports instead)
+    assert verdict.checks[-1].check == "key"
