@@ -56,7 +56,8 @@ def public_key_of(private_key: bytes | str) -> bytes:
         raise SealError(f"invalid private key: {error}") from None
 
 
-def _derive_key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
+def derive_key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
+    """The AES-256-GCM key of an envelope from its ECDH shared secret and both public keys."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral + recipient, info=_INFO).derive(shared)
 
 
@@ -66,7 +67,7 @@ def encrypt(plaintext: bytes, recipient_public_key: bytes, aad: bytes) -> Cipher
     ephemeral_public = bytes(ephemeral.public_key.format(compressed=True))
     shared = ephemeral.ecdh(recipient)
     nonce = os.urandom(NONCE_BYTES)
-    key = _derive_key(shared, ephemeral_public, recipient)
+    key = derive_key(shared, ephemeral_public, recipient)
     return Ciphertext(ephemeral_public, nonce, AESGCM(key).encrypt(nonce, plaintext, aad))
 
 
@@ -80,7 +81,13 @@ def decrypt(ciphertext: Ciphertext, recipient_private_key: bytes | str, aad: byt
         raise DecryptionError("the envelope's ephemeral key is not a curve point") from None
     if len(ciphertext.nonce) != NONCE_BYTES:
         raise DecryptionError("bad nonce length")
-    key = _derive_key(shared, ciphertext.ephemeral_public_key, recipient)
+    return decrypt_with_key(ciphertext, derive_key(shared, ciphertext.ephemeral_public_key, recipient), aad)
+
+
+def decrypt_with_key(ciphertext: Ciphertext, key: bytes, aad: bytes) -> bytes:
+    """Decrypt with the envelope's symmetric key itself (e.g. derived from a disclosed shared point)."""
+    if len(ciphertext.nonce) != NONCE_BYTES:
+        raise DecryptionError("bad nonce length")
     try:
         return AESGCM(key).decrypt(ciphertext.nonce, ciphertext.data, aad)
     except InvalidTag:

@@ -231,19 +231,10 @@ def _inflate(body: bytes, limit: int) -> bytes:
     return out
 
 
-def open_envelope(
-    envelope: bytes,
-    recipient_private_key: bytes | str,
-    *,
-    expected_teacher: str,
-    expected_round: int,
-    expected_student: str,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-) -> tuple[SealedHeader, bytes]:
-    """Check and decrypt an envelope; return its header and the signed, verified payload bytes."""
-    if len(envelope) > max_bytes:
-        raise OversizedError("sealed bundle", len(envelope), max_bytes)
-    header, ciphertext = read_header(envelope)
+def check_header(
+    header: SealedHeader, *, expected_teacher: str, expected_round: int, expected_student: str
+) -> None:
+    """Raise `HeaderMismatchError` unless the header names the expected round, teacher and student."""
     teacher = checksum_address(expected_teacher, "expected_teacher")
     student = checksum_address(expected_student, "expected_student")
     if (header.round, header.teacher, header.student) != (expected_round, teacher, student):
@@ -251,11 +242,13 @@ def open_envelope(
             f"bundle is for round {header.round}, {header.teacher} -> {header.student}; "
             f"expected round {expected_round}, {teacher} -> {student}"
         )
-    if header.recipient != public_key_of(recipient_private_key):
-        raise WrongRecipientError("the bundle is sealed to another public key")
-    plaintext = decrypt(
-        Ciphertext(header.ephemeral, header.nonce, ciphertext), recipient_private_key, associated_data(header)
-    )
+
+
+def verify_plaintext(
+    header: SealedHeader, plaintext: bytes, *, expected_teacher: str, max_bytes: int = DEFAULT_MAX_BYTES
+) -> bytes:
+    """Split the decrypted plaintext, inflate it (bounded) and check the teacher's signature; the payload."""
+    teacher = checksum_address(expected_teacher, "expected_teacher")
     if len(plaintext) < SIGNATURE_BYTES:
         raise FormatError("sealed payload is too short to hold a signature")
     signature, body = plaintext[:SIGNATURE_BYTES], plaintext[SIGNATURE_BYTES:]
@@ -270,4 +263,33 @@ def open_envelope(
         raise WrongSignerError(teacher, "an invalid signature") from None
     if signer != teacher:
         raise WrongSignerError(teacher, signer)
-    return header, payload
+    return payload
+
+
+def ciphertext_of(header: SealedHeader, ciphertext: bytes) -> Ciphertext:
+    return Ciphertext(header.ephemeral, header.nonce, ciphertext)
+
+
+def open_envelope(
+    envelope: bytes,
+    recipient_private_key: bytes | str,
+    *,
+    expected_teacher: str,
+    expected_round: int,
+    expected_student: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> tuple[SealedHeader, bytes]:
+    """Check and decrypt an envelope; return its header and the signed, verified payload bytes."""
+    if len(envelope) > max_bytes:
+        raise OversizedError("sealed bundle", len(envelope), max_bytes)
+    header, ciphertext = read_header(envelope)
+    check_header(
+        header,
+        expected_teacher=expected_teacher,
+        expected_round=expected_round,
+        expected_student=expected_student,
+    )
+    if header.recipient != public_key_of(recipient_private_key):
+        raise WrongRecipientError("the bundle is sealed to another public key")
+    plaintext = decrypt(ciphertext_of(header, ciphertext), recipient_private_key, associated_data(header))
+    return header, verify_plaintext(header, plaintext, expected_teacher=expected_teacher, max_bytes=max_bytes)

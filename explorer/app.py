@@ -21,6 +21,7 @@ from web3 import Web3
 from explorer import pictures
 from explorer.data import ExplorerData, short_address
 from explorer.models import (
+    DisputeView,
     EventView,
     History,
     OrganizationView,
@@ -174,6 +175,7 @@ def create_app(data: ExplorerData) -> FastAPI:
             r=item,
             graph=Markup(pictures.round_graph(item, snap.organizations)),
             names={org.address: org.name for org in snap.organizations},
+            dispute_limit=DEFAULT_LIMIT,
         )
 
     @app.get("/events", response_class=HTMLResponse, include_in_schema=False)
@@ -226,6 +228,18 @@ def create_app(data: ExplorerData) -> FastAPI:
     @app.get("/api/rounds/{round_id}", tags=["api"], responses={**NOT_FOUND, **CHAIN_UNAVAILABLE})
     def api_round(round_id: StrictNonNegativeInt) -> RoundView:
         return _find_round(snapshot(), round_id)
+
+    @app.get("/api/rounds/{round_id}/disputes", tags=["api"], responses={**NOT_FOUND, **CHAIN_UNAVAILABLE})
+    def api_round_disputes(
+        round_id: StrictNonNegativeInt, cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_LIMIT
+    ) -> Page[DisputeView]:
+        """The round's disputes in pair order: evidence, ruling on chain, and the replay's judgement."""
+        return page_of(_find_round(snapshot(), round_id).disputes, cursor, limit)
+
+    @app.get("/api/disputes", tags=["api"], responses=CHAIN_UNAVAILABLE)
+    def api_disputes(cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_LIMIT) -> Page[DisputeView]:
+        """Every dispute, oldest round first, with its evidence, ruling and the replay's judgement."""
+        return page_of([dispute for item in snapshot().rounds for dispute in item.disputes], cursor, limit)
 
     @app.get("/api/verdicts", tags=["api"], responses=CHAIN_UNAVAILABLE)
     def api_verdicts(cursor: CursorQuery = None, limit: LimitQuery = DEFAULT_LIMIT) -> Page[VerdictView]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from web3 import Web3
 
-from chain.client import MarketClient, OrganizationStatus, RoundStatus, connect
+from chain.client import MarketClient, OrganizationStatus, Outcome, RoundStatus, connect
 from chain.deploy import Deployment, verify_deployment
 from chain.errors import ChainError, DeploymentError, NodeUnavailableError
 from chain.events import ChainEvent
@@ -32,6 +32,7 @@ from explorer.models import (
     VERDICT_PENDING,
     ChainInfo,
     Counts,
+    DisputeView,
     Document,
     EventView,
     History,
@@ -54,7 +55,7 @@ from explorer.models import (
     VerdictView,
 )
 from explorer.redact import redact_text, redact_url
-from explorer.verdicts import ReplayVerifier, VerifierFactory
+from explorer.verdicts import ReplayVerifier, VerifierFactory, with_verdict_disputes
 from market.ledger import EventRef, Ledger, LedgerRound, RewardRecord
 
 log = logging.getLogger(__name__)
@@ -381,6 +382,7 @@ class ExplorerData:
             for move in record.reputation_moves
         ]
         policy_digest = state.policy_digest.hex()
+        the_verdict = verdict or VerdictView(round_id, VERDICT_PENDING, None, "the replay gave no verdict")
         return RoundView(
             round_id=round_id,
             status=RoundStatus(state.status).name.lower(),
@@ -397,8 +399,40 @@ class ExplorerData:
             pairs=pairs,
             slashes=slashes,
             reputation_moves=moves,
-            verdict=verdict or VerdictView(round_id, VERDICT_PENDING, None, "the replay gave no verdict"),
+            verdict=the_verdict,
+            disputes=_disputes(record, names, the_verdict),
         )
+
+
+_OUTCOMES = {Outcome.DEFECTIVE: "defective", Outcome.UNFOUNDED: "unfounded", Outcome.UNRESOLVED: "unresolved"}
+
+
+def _disputes(record: LedgerRound, names: dict[str, str], verdict: VerdictView) -> list[DisputeView]:
+    """The round's disputes (pair order) with the ruling on chain and the replay's judgement of it."""
+    views = []
+    for pair in record.pairs:
+        if pair.evidence_cid is None:
+            continue
+        outcome = "open" if pair.outcome is None else _OUTCOMES.get(pair.outcome, pair.outcome.name.lower())
+        views.append(
+            DisputeView(
+                round_id=record.round_id,
+                pair_index=pair.index,
+                teacher=pair.teacher,
+                student=pair.student,
+                teacher_name=names.get(pair.teacher, short_address(pair.teacher)),
+                student_name=names.get(pair.student, short_address(pair.student)),
+                evidence_cid=cid_text_or_none(pair.evidence_cid),
+                disputed=_tx(pair.disputed),
+                outcome=outcome,
+                verdict_cid=cid_text_or_none(pair.verdict_cid) if pair.verdict_cid else None,
+                ruled=_tx(pair.settled) if pair.outcome is not None else None,
+                replay=VERDICT_PENDING,
+                replay_detail="",
+                first_difference=None,
+            )
+        )
+    return with_verdict_disputes(views, verdict)
 
 
 def _scores(decision: Document | None) -> dict[tuple[str, str], ScoreView]:

@@ -13,7 +13,6 @@ other hash, or a head below it): a reset or a reorg. Nothing read from the old c
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -33,7 +32,7 @@ from explorer.models import (
     RoundView,
     VerdictView,
 )
-from explorer.verdicts import Verifier, run_verifier
+from explorer.verdicts import Verifier, run_verifier, with_verdict
 from market.ledger import Ledger, LedgerFollower, LedgerRound
 
 log = logging.getLogger(__name__)
@@ -184,7 +183,7 @@ class MarketIndex:
             verdict = verdicts.get(round_id) or VerdictView(
                 round_id, VERDICT_PENDING, None, "the replay gave no verdict"
             )
-            views.append(dataclasses.replace(cached, verdict=verdict))
+            views.append(with_verdict(cached, verdict))
         return views
 
     def _verdicts(self, ledger: Ledger) -> dict[int, VerdictView]:

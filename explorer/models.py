@@ -121,11 +121,43 @@ class PairView:
 
 
 @dataclass(frozen=True)
+class DisputeReplayView:
+    """The replay's judgement of one dispute (`matchmaker.audit.DisputeAudit`)."""
+
+    pair_index: int
+    verdict: str  # match | mismatch | unverifiable | pending
+    first_difference: str | None
+    detail: str
+    recomputed_defective: bool | None
+
+
+@dataclass(frozen=True)
 class VerdictView:
     round_id: int
     verdict: str  # match | mismatch | unverifiable | unavailable | pending
     first_difference: str | None
     detail: str
+    disputes: list[DisputeReplayView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DisputeView:
+    """A dispute of a round: the evidence on chain, the arbiter's ruling, and whether replay agrees."""
+
+    round_id: int
+    pair_index: int
+    teacher: str
+    student: str
+    teacher_name: str
+    student_name: str
+    evidence_cid: str | None
+    disputed: TxRef | None
+    outcome: str  # open | defective | unfounded | unresolved
+    verdict_cid: str | None
+    ruled: TxRef | None
+    replay: str  # match | mismatch | unverifiable | pending | unavailable
+    replay_detail: str
+    first_difference: str | None
 
 
 @dataclass(frozen=True)
@@ -154,6 +186,7 @@ class RoundView:
     slashes: list[SlashView]
     reputation_moves: list[ReputationMove]
     verdict: VerdictView
+    disputes: list[DisputeView] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

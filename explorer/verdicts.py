@@ -12,13 +12,21 @@ minute.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from chain.client import MarketClient
 from chain.events import ChainEvent
-from explorer.models import VERDICT_UNAVAILABLE, VerdictView
+from explorer.models import (
+    VERDICT_PENDING,
+    VERDICT_UNAVAILABLE,
+    DisputeReplayView,
+    DisputeView,
+    RoundView,
+    VerdictView,
+)
 from explorer.redact import redact_text
 from market.parameters import read_constants
 from matchmaker.audit import Replayer
@@ -97,9 +105,49 @@ def run_verifier(
             verdict=str(result.verdict),
             first_difference=result.first_difference,
             detail=redact_text(str(result.detail)),
+            disputes=[
+                DisputeReplayView(
+                    pair_index=int(audit.pair_index),
+                    verdict=str(audit.verdict),
+                    first_difference=audit.first_difference,
+                    detail=redact_text(str(audit.detail)),
+                    recomputed_defective=audit.recomputed_defective,
+                )
+                for audit in getattr(result, "disputes", ())  # a pinned test verdict may have none
+            ],
         )
     return verdicts
 
 
 def _all_unavailable(round_ids: Sequence[int], detail: str) -> dict[int, VerdictView]:
     return {round_id: VerdictView(round_id, VERDICT_UNAVAILABLE, None, detail) for round_id in round_ids}
+
+
+def with_verdict_disputes(disputes: Sequence[DisputeView], verdict: VerdictView) -> list[DisputeView]:
+    """`disputes` with the replay's judgement of each one taken from the round's `verdict`."""
+    replayed = {entry.pair_index: entry for entry in verdict.disputes}
+    views = []
+    for dispute in disputes:
+        replay = replayed.get(dispute.pair_index)
+        if replay is None:
+            state = VERDICT_UNAVAILABLE if verdict.verdict == VERDICT_UNAVAILABLE else VERDICT_PENDING
+            views.append(
+                dataclasses.replace(
+                    dispute, replay=state, replay_detail=verdict.detail, first_difference=None
+                )
+            )
+        else:
+            views.append(
+                dataclasses.replace(
+                    dispute,
+                    replay=replay.verdict,
+                    replay_detail=replay.detail,
+                    first_difference=replay.first_difference,
+                )
+            )
+    return views
+
+
+def with_verdict(view: RoundView, verdict: VerdictView) -> RoundView:
+    """A round view with `verdict`, its disputes showing what the replay said about each."""
+    return dataclasses.replace(view, verdict=verdict, disputes=with_verdict_disputes(view.disputes, verdict))

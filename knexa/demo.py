@@ -132,10 +132,15 @@ def print_process_report(report: ProcessDemoReport, console: Console) -> None:
                 pair["teacher"],
                 pair["student"],
                 (pair["bundle"] or "none")[:20] + ("…" if pair["bundle"] else ""),
-                "no report" if gain is None else f"{gain:+.4f}",
+                ("disputed" if pair.get("disputed") else "no report") if gain is None else f"{gain:+.4f}",
                 f"{pair.get('reward_eth', 0.0):.4f}",
             )
         console.print(table)
+        for dispute in entry.get("disputes", []):
+            console.print(
+                f"  dispute: {dispute['student']} disputed the bundle of {dispute['teacher']} "
+                f"(evidence {dispute['evidence']}); ruled {dispute['outcome']}, verdict {dispute['verdict']}"
+            )
         for slash in entry["slashes"]:
             console.print(f"  slashed: {slash['offender']} lost {slash['eth']:.4f} ETH")
         latest = {r["organization"]: r["after"] for r in entry["reputation"]}  # last update wins
@@ -145,6 +150,11 @@ def print_process_report(report: ProcessDemoReport, console: Console) -> None:
     console.print(balances_table(report.organizations, "withdrawable"))
     for verdict in report.verdicts:
         console.print(f"replay of round {verdict['round']}: {verdict['verdict']} ({verdict['detail']})")
+        for dispute in verdict.get("disputes", []):
+            console.print(
+                f"  replay of the dispute of pair {dispute['pair_index']}: {dispute['verdict']} "
+                f"(ruled {dispute['outcome']}; {dispute['detail']})"
+            )
     console.print(
         f"Full CIDs: {report.file}. Logs of every process: {report.logs}. All processes stopped. "
         "To watch a market live in the "

@@ -130,8 +130,13 @@ def run_process_demo(
     workdir: Path | None = None,
     on_progress: Callable[[str], None] | None = None,
     ipfs_api: str | None = None,
+    defective_teacher: bool = True,
 ) -> ProcessDemoReport:
     """Run the demo (see the module docstring); `workdir` keeps keystores, store and logs.
+
+    With `defective_teacher`, the first organization seals its round-1 bundle to the wrong key
+    (a demo-only flag of `knexa org up`): its student disputes it with evidence, the matchmaker
+    rules it defective, and the replay re-judges the verdict.
 
     The content store is a local directory under `workdir`, or the IPFS node at `ipfs_api`
     (default: the `KNEXA_IPFS_API` environment variable) when one is given.
@@ -173,11 +178,13 @@ def run_process_demo(
             )
         # One process per organization, all at once: each loads its model once, registers with the
         # profile it measures, then follows the market (`knexa org up`).
-        for name, home in homes.items():
+        for index, (name, home) in enumerate(homes.items()):
             say(f"{name}: register and join (concurrently)")
-            processes.start(
-                name, ["org", "up", name, "--home", str(home), "--stake", "2", "--json", "--poll", "0.5"], env
-            )
+            arguments = ["org", "up", name, "--home", str(home), "--stake", "2", "--json", "--poll", "0.5"]
+            if defective_teacher and index == 0:
+                say(f"{name}: will seal its round-1 bundle to the wrong key (demo of a dispute)")
+                arguments += ["--demo-defective-round", "1"]
+            processes.start(name, arguments, env)
         for name in homes:  # rounds start once every agent has its model loaded
             say(f"{name}: loading its agent")
             ready = partial(_said_ready, logs / f"{name}.log", processes.children[name])
@@ -273,15 +280,28 @@ def _summarise(report: ProcessDemoReport, rpc: str, manifest: Path) -> None:
                 "student": names[pair.student],
                 "bundle": cid_text(pair.bundle_cid) if pair.bundle_cid is not None else None,
                 "gain": from_wad(pair.gain) if pair.gain is not None else None,
+                "disputed": pair.evidence_cid is not None,
             }
             reward = record.reward_of(pair.teacher, pair.student)
             if reward is not None:
                 entry["reward_eth"] = from_wad(reward.fee)
             pairs.append(entry)
+        disputes = [
+            {
+                "teacher": names[pair.teacher],
+                "student": names[pair.student],
+                "evidence": cid_text(pair.evidence_cid),
+                "outcome": pair.outcome.name.lower() if pair.outcome is not None else "open",
+                "verdict": cid_text(pair.verdict_cid) if pair.verdict_cid is not None else None,
+            }
+            for pair in record.pairs
+            if pair.evidence_cid is not None
+        ]
         report.rounds.append(
             {
                 "round": round_id,
                 "pairs": pairs,
+                "disputes": disputes,
                 "slashes": [
                     {"offender": names[s.offender], "eth": from_wad(s.amount)} for s in record.slashes
                 ],

@@ -24,13 +24,18 @@ Schema of `DecisionRecord` (format "knexa.decision", version 1):
                 "rewards": [{"round", "teacher", "student", "reward": float in [-1, 1]}],
                 "excluded": [{"organization": address, "reason": str}] (sorted; omitted when empty)},
      "candidates": [{"teacher", "student", "context": [float], "mean", "bonus", "score"}] (|x| <= 1e12),
-     "chosen": [{"teacher", "student"}]}
+     "chosen": [{"teacher", "student"}],
+     "merkle": {"leaves": [hex64, ...], "root": hex64 | null}}
 
 Addresses are EIP-55 checksummed, digests are 64 lowercase hex digits without 0x, and every float is
 written so that it reads back as the same float64. Every number is range-checked when a document
 is built or parsed (finite, within the bounds above); a violation raises `OutOfBoundsError` or
 `NonFiniteError`, both `SchemaError`s, so one absurd document is refused before anything computes
 with it.
+
+`merkle` holds the leaves of the chosen pairs in order (`chain.merkle.pair_leaf` of round, index,
+teacher, student) and their root, which `openRound` commits on chain: replay recomputes the root from
+the leaves and compares it with `pairsRoot` of the `RoundOpened` event.
 
 `excluded` names the eligible organizations a round left out and why: `unavailable` (its profile
 could not be fetched before the matchmaker's deadline: a fact about that moment, which a replay
@@ -45,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from chain.merkle import merkle_root, pair_leaf
 from exchange.canonical import DEFAULT_MAX_DOCUMENT_BYTES, Json, dumps_canonical, loads_canonical
 from exchange.cid import CidVersion, cid_of, normalize_cid
 from exchange.errors import FormatError, OutOfBoundsError, SchemaError
@@ -347,6 +353,8 @@ class DecisionRecord:
     version: int = 1
     inputs_block: int = 0  # the chain block whose state (events up to and including it) was read
     excluded: Mapping[str, str] = field(default_factory=dict)  # eligible org left out -> reason
+    leaves: tuple[str, ...] | None = None  # the chosen pairs' Merkle leaves (computed when not given)
+    pairs_root: str | None = None  # their root (computed when not given; None for no pairs)
 
     FORMAT: ClassVar[str] = "knexa.decision"
     VERSIONS: ClassVar[frozenset[int]] = frozenset({1})
@@ -401,6 +409,19 @@ class DecisionRecord:
         if len(excluded) > MAX_ORGS:
             raise SchemaError("at most 10,000 excluded organizations")
         _set(self, "excluded", dict(sorted(excluded.items())))
+        if self.leaves is None:
+            computed = [pair_leaf(self.round, i, p.teacher, p.student) for i, p in enumerate(self.chosen)]
+            _set(self, "leaves", tuple(leaf.hex() for leaf in computed))
+            if self.pairs_root is None and computed:
+                _set(self, "pairs_root", merkle_root(computed).hex())
+        _set(self, "leaves", tuple(check_digest(leaf, "merkle.leaves") for leaf in self.leaves or ()))
+        if self.pairs_root is not None:
+            check_digest(self.pairs_root, "merkle.root")
+
+    def leaves_root(self) -> str | None:
+        """The root of the recorded leaves (what replay compares with the round's `pairsRoot`)."""
+        leaves = [bytes.fromhex(leaf) for leaf in self.leaves or ()]
+        return merkle_root(leaves).hex() if leaves else None
 
     def to_json(self) -> dict[str, Json]:
         inputs: dict[str, Json] = {
@@ -436,6 +457,7 @@ class DecisionRecord:
                 for c in self.candidates
             ],
             "chosen": [{"teacher": p.teacher, "student": p.student} for p in self.chosen],
+            "merkle": {"leaves": list(self.leaves or ()), "root": self.pairs_root},
         }
 
     def to_bytes(self) -> bytes:
@@ -447,7 +469,7 @@ class DecisionRecord:
     @classmethod
     def from_json(cls, value: Json) -> DecisionRecord:
         keys = ("format", "version", "round", "policy", "policy_digest", "state_digest", "orgs", "inputs")
-        doc = as_object(value, "$", (*keys, "candidates", "chosen"))
+        doc = as_object(value, "$", (*keys, "candidates", "chosen", "merkle"))
         version = check_format(doc, cls.FORMAT, cls.VERSIONS)
         policy = as_object(doc["policy"], "policy", ("name", "params"))
         params = as_object(policy["params"], "policy.params", (), optional=_keys(policy["params"]))
@@ -499,6 +521,12 @@ class DecisionRecord:
                     as_address(entry["student"], "student"),
                 )
             )
+        merkle = as_object(doc["merkle"], "merkle", ("leaves", "root"))
+        leaves = tuple(
+            as_digest(leaf, f"merkle.leaves[{i}]")
+            for i, leaf in enumerate(as_list(merkle["leaves"], "merkle.leaves", 1 << 16))
+        )
+        root = None if merkle["root"] is None else as_digest(merkle["root"], "merkle.root")
         return cls(
             round=as_int(doc["round"], "round", 0, MAX_ROUND),
             policy=PolicyRecord(
@@ -519,6 +547,8 @@ class DecisionRecord:
             version=version,
             inputs_block=as_int(inputs["block"], "inputs.block", 0, MAX_BLOCK),
             excluded=excluded,
+            leaves=leaves,
+            pairs_root=root,
         )
 
     @classmethod

@@ -4,8 +4,16 @@ For each round on chain, in order: fetch its decision record by the CID the chai
 checks the bytes against it), rebuild the inputs the matchmaker declared (the ledger folded from
 events up to the record's `inputs_block`, and the profile documents those events point at),
 recompute the decision with the committed policy, and compare field by field with the record and
-with the pairs assigned on chain. The first differing field names the verdict. The bandit then
-learns from the round's on-chain outcome, exactly as the live matchmaker does (`PolicyRunner`).
+with the pairs assigned on chain; recompute the Merkle root of the record's leaves and compare it
+with the root the round committed on chain (`RoundOpened.pairsRoot`). The first differing field
+names the verdict. The bandit then learns from the round's on-chain outcome, exactly as the live
+matchmaker does (`PolicyRunner`).
+
+Every ruled dispute of a round is judged again from its evidence, its bundle and the chain facts
+(`market.disputes.judge`): the recomputed verdict must agree with the on-chain outcome (Defective or
+Unfounded) and, byte for byte, with the verdict document the arbiter named. A disagreement makes
+the round a mismatch at `disputes[<pair index>]...`; a document the store cannot deliver makes it
+unverifiable (the pairing history stays recomputable: disputes do not feed the bandit).
 
 Verdicts: `match`; `mismatch` (the matchmaker did not follow its declared policy, or lied in its
 record); `unverifiable` (a document is missing from the store or malformed, so the history cannot
@@ -15,16 +23,17 @@ be recomputed from that round on).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chain.client import MarketClient
+from chain.client import MarketClient, Outcome
 from chain.events import ChainEvent, EventReader
 from exchange.cid import cid_text
 from exchange.errors import ExchangeError, StoreError
 from exchange.store import ContentStore
+from market.disputes import MAX_VERDICT_BYTES, DisputeVerdict, fetch_and_judge, pair_facts
 from market.documents import DecisionRecord
-from market.ledger import Ledger, LedgerRound
+from market.ledger import Ledger, LedgerPair, LedgerRound
 from market.parameters import read_constants
 from matchmaker.inputs import HistoryUnavailable, ProfileFetcher, recorded_unavailable
 from matchmaker.policies import Decision, PolicyParams, policy_commitment
@@ -33,6 +42,7 @@ from matchmaker.runner import PolicyRunner, RoundInputs, gather_inputs
 MATCH = "match"
 MISMATCH = "mismatch"
 UNVERIFIABLE = "unverifiable"
+PENDING = "pending"
 MAX_DECISION_BYTES = 256 << 20
 
 # The order in which fields are compared: the first difference is the most telling one.
@@ -47,7 +57,38 @@ _FIELD_ORDER = (
     "state_digest",
     "candidates",
     "chosen",
+    "merkle",
 )
+
+
+@dataclass(frozen=True)
+class DisputeAudit:
+    """The replay's judgement of one dispute: the on-chain outcome against the recomputed verdict."""
+
+    pair_index: int
+    teacher: str
+    student: str
+    evidence_cid: str
+    outcome: str  # defective | unfounded | unresolved | open
+    verdict_cid: str | None
+    recomputed_defective: bool | None  # None: not recomputed (open, unresolved, or unverifiable)
+    verdict: str  # match | mismatch | unverifiable | pending
+    first_difference: str | None
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pair_index": self.pair_index,
+            "teacher": self.teacher,
+            "student": self.student,
+            "evidence_cid": self.evidence_cid,
+            "outcome": self.outcome,
+            "verdict_cid": self.verdict_cid,
+            "recomputed_defective": self.recomputed_defective,
+            "verdict": self.verdict,
+            "first_difference": self.first_difference,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -58,6 +99,7 @@ class RoundVerdict:
     verdict: str
     first_difference: str | None
     detail: str
+    disputes: tuple[DisputeAudit, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,7 +107,83 @@ class RoundVerdict:
             "verdict": self.verdict,
             "first_difference": self.first_difference,
             "detail": self.detail,
+            "disputes": [dispute.to_json() for dispute in self.disputes],
         }
+
+
+_OUTCOME_NAMES = {
+    Outcome.DEFECTIVE: "defective",
+    Outcome.UNFOUNDED: "unfounded",
+    Outcome.UNRESOLVED: "unresolved",
+}
+
+
+def audit_dispute(
+    store: ContentStore,
+    ledger: Ledger,
+    round_record: LedgerRound,
+    pair: LedgerPair,
+    *,
+    raise_store_errors: bool,
+) -> DisputeAudit:
+    """Judge one dispute again from the public record (see the module docstring)."""
+    assert pair.evidence_cid is not None
+    evidence_cid = cid_text(pair.evidence_cid)
+    outcome = "open" if pair.outcome is None else _OUTCOME_NAMES.get(pair.outcome, pair.outcome.name.lower())
+    verdict_cid = None if pair.verdict_cid is None else cid_text(pair.verdict_cid)
+    where = f"disputes[{pair.index}]"
+
+    def audit(verdict: str, recomputed: bool | None, difference: str | None, detail: str) -> DisputeAudit:
+        return DisputeAudit(
+            pair.index,
+            pair.teacher,
+            pair.student,
+            evidence_cid,
+            outcome,
+            verdict_cid,
+            recomputed,
+            verdict,
+            difference,
+            detail,
+        )
+
+    if pair.outcome is None:
+        return audit(PENDING, None, None, "no verdict yet")
+    if pair.outcome is Outcome.UNRESOLVED:
+        return audit(
+            MATCH,
+            None,
+            None,
+            "no verdict by the verdict deadline: fee and bond went back, nobody was slashed",
+        )
+    try:
+        recomputed = fetch_and_judge(store, pair_facts(ledger, round_record, pair), evidence_cid)
+        recorded = store.get(verdict_cid, max_bytes=MAX_VERDICT_BYTES) if verdict_cid else None
+    except StoreError as error:
+        if raise_store_errors:
+            raise
+        return audit(UNVERIFIABLE, None, where, f"a dispute document is not in the store: {error}")
+    except ExchangeError as error:
+        return audit(UNVERIFIABLE, None, where, f"a dispute document is unusable: {error}")
+    on_chain = pair.outcome is Outcome.DEFECTIVE
+    if recomputed.defective != on_chain:
+        detail = (
+            f"ruled {outcome} on chain, but the evidence shows "
+            f"{'a defective bundle' if recomputed.defective else 'no proven defect'}: {recomputed.reason}"
+        )
+        return audit(MISMATCH, recomputed.defective, f"{where}.defective", detail)
+    if recorded is None:
+        return audit(
+            MISMATCH, recomputed.defective, f"{where}.verdict_cid", "the ruling names no verdict document"
+        )
+    if recorded != recomputed.to_bytes():
+        try:
+            difference = first_difference(DisputeVerdict.from_bytes(recorded).to_json(), recomputed.to_json())
+        except (ExchangeError, ValueError):
+            difference = None
+        detail = "the verdict document differs from the verdict recomputed from the evidence"
+        return audit(MISMATCH, recomputed.defective, f"{where}.verdict.{difference or '$'}", detail)
+    return audit(MATCH, recomputed.defective, None, f"recomputed: {recomputed.reason}")
 
 
 def first_difference(recorded: Any, recomputed: Any, path: str = "") -> str | None:
@@ -163,6 +281,7 @@ class Replayer:
                 self.broken_at = round_id
                 self.verdicts[round_id] = RoundVerdict(round_id, UNVERIFIABLE, None, str(error))
                 continue
+            verdict = self._with_disputes(verdict, ledger, outcome)
             self.verdicts[round_id] = verdict
             if not outcome.finalized:
                 break  # an open round: judged, but nothing to learn yet
@@ -170,6 +289,23 @@ class Replayer:
                 self.runner.observe(decision, outcome)
             self._observed_through = round_id
         return [self.verdicts[key] for key in sorted(self.verdicts)]
+
+    def _with_disputes(self, verdict: RoundVerdict, ledger: Ledger, outcome: LedgerRound) -> RoundVerdict:
+        """The round's verdict with its disputes judged again; a dispute that does not replay makes
+        a matching round a mismatch (or unverifiable) at that dispute."""
+        audits = tuple(
+            audit_dispute(self.store, ledger, outcome, pair, raise_store_errors=self.retry_store_errors)
+            for pair in outcome.pairs
+            if pair.evidence_cid is not None
+        )
+        if not audits:
+            return verdict
+        worst = next((a for a in audits if a.verdict == MISMATCH), None) or next(
+            (a for a in audits if a.verdict == UNVERIFIABLE), None
+        )
+        if verdict.verdict != MATCH or worst is None:
+            return replace(verdict, disputes=audits)
+        return RoundVerdict(verdict.round_id, worst.verdict, worst.first_difference, worst.detail, audits)
 
     def _load_record(self, outcome: LedgerRound) -> DecisionRecord:
         try:
@@ -235,10 +371,23 @@ class Replayer:
         if difference is not None:
             detail = "the record differs from the decision recomputed from public inputs"
             return RoundVerdict(round_id, MISMATCH, difference, detail), decision
+        leaves_root = record.leaves_root()
+        if record.pairs_root != leaves_root:
+            detail = "the record's Merkle root is not the root of its leaves"
+            return RoundVerdict(round_id, MISMATCH, "merkle.root", detail), decision
+        if leaves_root != outcome.pairs_root.hex():
+            detail = (
+                f"the root committed on chain ({outcome.pairs_root.hex()}) is not the root of the "
+                f"record's leaves ({leaves_root})"
+            )
+            return RoundVerdict(round_id, MISMATCH, "pairs_root", detail), decision
         if [(pair.teacher, pair.student) for pair in outcome.pairs] != list(decision.pairs):
             detail = "the pairs assigned on chain are not the decision's"
             return RoundVerdict(round_id, MISMATCH, "pairs_on_chain", detail), decision
-        detail = f"{len(decision.pairs)} pairs over {len(decision.org_ids)} organizations recomputed exactly"
+        detail = (
+            f"{len(decision.pairs)} pairs over {len(decision.org_ids)} organizations recomputed exactly, "
+            "Merkle root as committed"
+        )
         return RoundVerdict(round_id, MATCH, None, detail), decision
 
 

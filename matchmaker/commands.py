@@ -117,7 +117,7 @@ def register(app: typer.Typer) -> None:
                 line = {"action": result.action, "round": result.round_id, "detail": result.detail}
                 sys.stdout.write(json.dumps(line) + "\n")
                 sys.stdout.flush()
-            elif result.action in ("opened", "finalized"):
+            elif result.action in ("opened", "ruled", "finalized"):
                 console.print(f"round {result.round_id}: {result.action} ({result.detail})")
             if once:
                 stop.set()
@@ -219,6 +219,14 @@ def replay(
                 verdict.first_difference or "",
                 verdict.detail,
             )
+            for dispute in verdict.disputes:
+                shade = colours.get(dispute.verdict, "yellow")
+                table.add_row(
+                    f"  pair {dispute.pair_index}",
+                    f"dispute ruled {dispute.outcome}: [{shade}]{dispute.verdict}[/]",
+                    dispute.first_difference or "",
+                    f"evidence {dispute.evidence_cid}; {dispute.detail}",
+                )
         Console().print(table)
     counts = summarize(verdicts)
     if counts[MISMATCH]:

@@ -1,4 +1,11 @@
-"""The live matchmaker: read the public record, decide, commit, open rounds, finalize them.
+"""The live matchmaker: read the public record, decide, commit, open rounds, rule on disputes,
+finalize rounds.
+
+It also holds ARBITER_ROLE: every open dispute is judged by `market.disputes.judge` from the
+evidence, the bundle and the chain facts alone, the verdict document goes into the store and
+`resolveDispute` names it, between the publish deadline and the verdict deadline. A dispute whose
+documents the store cannot deliver yet is retried at the next step; one still unjudged at the
+verdict deadline settles as Unresolved (fee and bond back to the student, nobody slashed).
 
 Its policy state is rebuilt from chain + store by the same `Replayer` an auditor runs, on every
 step: a restarted matchmaker continues exactly where it left off, and a matchmaker whose own
@@ -7,14 +14,18 @@ history does not replay (its code or declared policy changed) refuses to go on.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chain.client import MarketClient
-from exchange.cid import cid_binary
+from chain.errors import ContractReverted
+from exchange.cid import cid_binary, cid_text
+from exchange.errors import StoreError
 from exchange.store import ContentStore
+from market.disputes import fetch_and_judge, pair_facts
 from market.documents import DecisionRecord
-from market.ledger import Ledger, LedgerFollower
+from market.ledger import Ledger, LedgerFollower, LedgerRound
 from market.parameters import read_constants
 from matchmaker.audit import MATCH, MISMATCH, Replayer, RoundVerdict
 from matchmaker.inputs import ProfileFetcher
@@ -22,6 +33,7 @@ from matchmaker.policies import Decision, PolicyParams
 from matchmaker.runner import PolicyRunner, gather_inputs
 
 DEFAULT_ROUND_BLOCKS = 20
+log = logging.getLogger("knexa.matchmaker")
 
 
 class MatchmakerHalted(RuntimeError):  # noqa: N818
@@ -30,7 +42,8 @@ class MatchmakerHalted(RuntimeError):  # noqa: N818
 
 @dataclass(frozen=True)
 class StepResult:
-    """What one step did: `opened`, `finalized`, `waiting` (deadline ahead) or `idle` (too few orgs)."""
+    """What one step did: `opened`, `ruled` (disputes), `finalized`, `waiting` (deadline ahead) or
+    `idle` (too few orgs)."""
 
     action: str
     round_id: int | None
@@ -118,15 +131,63 @@ class Matchmaker:
 
     # ------------------------------------------------------------------ acting
 
+    def _arbitrate(self, ledger: Ledger, open_round: LedgerRound, head: int) -> list[str]:
+        """Rule on every open dispute that can be ruled now (the next block is after the publish
+        deadline and not after the verdict deadline); returns what was ruled."""
+        if not open_round.publish_deadline < head < open_round.verdict_deadline:  # (estimated at head)
+            return []
+        ruled = []
+        for pair in open_round.pairs:
+            if pair.evidence_cid is None or pair.outcome is not None:
+                continue
+            try:
+                verdict = fetch_and_judge(self.store, pair_facts(ledger, open_round, pair), pair.evidence_cid)
+                verdict_cid = self.store.put(verdict.to_bytes())
+            except StoreError as error:  # not a fact about the dispute: try again at the next step
+                log.warning(
+                    "round %d pair %d: dispute documents unavailable: %s",
+                    open_round.round_id,
+                    pair.index,
+                    error,
+                )
+                continue
+            try:
+                self.market.resolve_dispute(
+                    open_round.round_id,
+                    pair.teacher,
+                    pair.student,
+                    verdict.defective,
+                    cid_binary(verdict_cid),
+                )
+            except ContractReverted as error:
+                if error.name not in ("WrongPairState", "DeadlinePassed", "RoundNotOpen"):
+                    raise
+                continue
+            outcome = "defective" if verdict.defective else "unfounded"
+            ruled.append(f"pair {pair.index}: {outcome} ({verdict.reason}), verdict {verdict_cid}")
+            log.info(
+                "round %d pair %d: %s, evidence %s",
+                open_round.round_id,
+                pair.index,
+                outcome,
+                cid_text(pair.evidence_cid),
+            )
+        return ruled
+
     def step(self) -> StepResult:
         """Do the one thing the market needs now."""
         ledger, head = self.sync()
         open_round = ledger.open_round()
         if open_round is not None:
-            if head > open_round.deadline_block:
+            ruled = self._arbitrate(ledger, open_round, head)
+            if ruled:
+                return StepResult("ruled", open_round.round_id, "; ".join(ruled))
+            disputed = any(p.evidence_cid is not None and p.outcome is None for p in open_round.pairs)
+            closes_after = open_round.verdict_deadline if disputed else open_round.deadline_block
+            if head > closes_after:
                 self.market.finalize_round(open_round.round_id)
                 return StepResult("finalized", open_round.round_id, f"finalized at block {head + 1}")
-            blocks_left = open_round.deadline_block - head
+            blocks_left = closes_after - head
             return StepResult("waiting", open_round.round_id, f"{blocks_left} blocks to the deadline")
         self.verdicts()
         round_id = max(ledger.rounds, default=0) + 1

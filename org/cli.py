@@ -59,6 +59,12 @@ log = logging.getLogger("knexa.org")
 app = typer.Typer(help="Run an organization: identity, registration, the agent, stake.", no_args_is_help=True)
 console = Console(stderr=True)
 
+DEMO_DEFECTIVE_OPTION = typer.Option(
+    None,
+    "--demo-defective-round",
+    hidden=True,
+    help="demos only: in this round, seal bundles to the wrong key (the student disputes them)",
+)
 ORG_OPTION = typer.Option(None, "--org", help="organization name (its home is .knexa/orgs/NAME)")
 HOME_OPTION = typer.Option(None, "--home", help="the organization's home directory (overrides --org)")
 LEARNER_OPTION = typer.Option("synthetic", help="synthetic (simulated skills) or lora (real tiny models)")
@@ -343,9 +349,12 @@ def join(
     max_rounds: int | None = typer.Option(None, help="exit after this many finalized rounds took part in"),
     poll: float | None = typer.Option(None, help="seconds between looks at the chain (default: config)"),
     json_output: bool = json_option(),
+    demo_defective_round: int | None = DEMO_DEFECTIVE_OPTION,
 ) -> None:
     """Run the agent: teach, learn and report in every round it is paired in (Ctrl-C stops it cleanly)."""
-    _join(_identity(org, home), once, max_rounds, poll, json_output)
+    _join(
+        _identity(org, home), once, max_rounds, poll, json_output, demo_defective_round=demo_defective_round
+    )
 
 
 def _join(
@@ -355,6 +364,7 @@ def _join(
     poll: float | None,
     json_output: bool,
     learner: Learner | None = None,
+    demo_defective_round: int | None = None,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -366,6 +376,7 @@ def _join(
             learner or make_learner(identity),
             identity.home,
             deployment.deploy_block,
+            demo_defective_round=demo_defective_round,
         )
     except (ChainError, ExchangeError) as error:
         fail(str(error), json_output=json_output)
@@ -517,6 +528,7 @@ def up(
         False, "--once", help="after init and registration, do what is due now and exit"
     ),
     json_output: bool = json_option(),
+    demo_defective_round: int | None = DEMO_DEFECTIVE_OPTION,
 ) -> None:
     """Init (if needed), register (if needed) and join: one command for an unattended organization."""
     target = home or default_home(name)
@@ -534,7 +546,7 @@ def up(
     loaded = make_learner(identity)  # loaded once: its profile registers, then it trains
     if not registered:
         _register(identity, stake, json_output, loaded)
-    _join(identity, once, None, poll, json_output, loaded)
+    _join(identity, once, None, poll, json_output, loaded, demo_defective_round=demo_defective_round)
 
 
 @app.command()

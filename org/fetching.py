@@ -10,8 +10,10 @@ else's fault:
   evidence": the teacher's reputation signal is WAD/2, exactly as when no gain is reported, it earns
   no credits, and the student, which did its part, is not slashed for a missing report.
 - **The bundle itself is defective** (it does not open, is sealed to someone else, signed by
-  another teacher, malformed, oversized, or names prompts outside the transfer set): a verified
-  defect, rejected with the worst gain -1 and a public ``knexa.rejection`` note.
+  another teacher, malformed, oversized): a verified defect, disputed with evidence
+  (`market.disputes`). One the arbiter cannot check (the learner refuses it, e.g. for prompts
+  outside the transfer set) is reported with the worst gain -1 and a public ``knexa.rejection``
+  note: the student's own reward, which never lowers the teacher.
 - **The learner failed for a reason it did not type** (a bug, an exhausted device): no evidence
   against the teacher either, so it is reported like "unavailable" (gain 0, a
   ``knexa.learner-failure`` note) and logged with its traceback; the agent keeps running.

@@ -7,10 +7,16 @@ same ledger the matchmaker and auditors use, and does what is due in the open ro
   put it into the store and `publishBundle` its CID;
 - as a student whose bundle is on chain and whose gain is not: fetch it, check it (CID, recipient,
   signer = the on-chain teacher, content), distil, evaluate, and `reportGain` with the CID of the
-  adapter commitment. A bundle that fails any check is refused: the student reports the worst gain
-  (-1) with the CID of a public note saying why, so the round goes on and the record shows it. A
-  bundle the store does not deliver is retried until shortly before the deadline, then reported
-  neutrally (see `org.fetching`): a participant is never punished for someone else's fault;
+  adapter commitment. A bundle that fails a check of the sealing or the format (it does not open,
+  is sealed to another key, signed by someone else, malformed) is disputed: the student puts a
+  `market.disputes.DisputeEvidence` document into the store, disclosing that one envelope's key
+  with a proof, and calls `disputeBundle` with its CID; the arbiter rules from the evidence alone.
+  The student first runs the arbiter's own judge on its evidence and disputes only a defect the
+  judge confirms (a false dispute costs its bond). A bundle the learner refuses for a typed reason
+  the arbiter cannot check is reported with the worst gain (-1), the student's own reward, which
+  never lowers the teacher. A bundle the store does not deliver is retried until shortly before
+  the deadline, then reported neutrally (see `org.fetching`): a participant is never punished for
+  someone else's fault;
 - after a round it took part in is finalized: publish a refreshed profile (`updateProfile`).
 
 Idempotent by construction: the chain says what is already done, and the contract refuses
@@ -33,9 +39,11 @@ from chain.client import MarketClient
 from chain.errors import ContractReverted
 from chain.units import to_wad
 from exchange.cid import cid_binary, cid_text
-from exchange.errors import ExchangeError
+from exchange.errors import ExchangeError, StoreError
 from exchange.local import LocalStore
 from exchange.store import ContentStore
+from market.bundles import DEFAULT_LIMITS
+from market.disputes import ephemeral_key, fetch_bounded, pair_facts, prepare_evidence
 from market.documents import ProfileDoc
 from market.errors import MarketError
 from market.follower import ChainKey, EventCache, chain_key
@@ -83,7 +91,10 @@ class OrgRuntime:
         home: Path,
         from_block: int,
         give_up_blocks: int = DEFAULT_GIVE_UP_BLOCKS,
+        demo_defective_round: int | None = None,
     ) -> None:
+        """`demo_defective_round` (demos only): in that round, seal the bundles to this
+        organization's own key instead of the student's, a defect the student proves by a dispute."""
         if market.account is None:
             raise OrgValueError("the runtime needs the organization's account")
         self.market = market
@@ -96,6 +107,7 @@ class OrgRuntime:
         self.state = RuntimeState.load(self.state_path)
         self.from_block = from_block
         self.give_up_blocks = give_up_blocks
+        self.demo_defective_round = demo_defective_round
         self._waiting: set[str] = set()  # rounds whose bundle the store has not delivered yet (logged once)
         self._follower = LedgerFollower(market, from_block, EventCache(home / "events.jsonl"))
         self._adopt(chain_key(market, from_block))
@@ -142,7 +154,12 @@ class OrgRuntime:
                 if pair.teacher == self.address and pair.bundle_cid is None:
                     actions += self._in_time(open_round, partial(self._teach, ledger, open_round, pair))
             for pair in open_round.pairs:
-                if pair.student == self.address and pair.bundle_cid is not None and pair.gain is None:
+                if (
+                    pair.student == self.address
+                    and pair.bundle_cid is not None
+                    and pair.gain is None
+                    and pair.evidence_cid is None
+                ):
                     actions += self._in_time(open_round, partial(self._learn, ledger, open_round, pair))
         actions += self._refresh_profile(ledger)
         self._save()
@@ -178,11 +195,19 @@ class OrgRuntime:
             log.warning("round %d: nothing to teach %s: %s", round_record.round_id, student.name, error)
             return [Action("no-bundle", round_record.round_id, f"nothing to teach {student.name}: {error}")]
         assert self.market.account is not None
+        recipient = student.encryption_public_key
+        if round_record.round_id == self.demo_defective_round:
+            recipient = bytes(self.encryption_key.public_key.format(compressed=True))
+            log.warning(
+                "round %d: demo: sealing the bundle for %s to the wrong key",
+                round_record.round_id,
+                student.name,
+            )
         cid = publish_sealed(
             self.store,
             bundle,
             teacher_key=bytes(self.market.account.key),
-            recipient_public_key=student.encryption_public_key,
+            recipient_public_key=recipient,
         )
         try:
             self.market.publish_bundle(round_record.round_id, pair.student, cid_binary(cid))
@@ -233,6 +258,9 @@ class OrgRuntime:
                 )
             except (ExchangeError, MarketError) as error:
                 if not is_delivery_failure(error):
+                    disputed = self._dispute(ledger, round_record, pair, error)
+                    if disputed is not None:
+                        return disputed
                     pending = self._reject(round_record.round_id, pair.teacher, teacher.name, error)
                     kind = "rejected"
                 elif keep_waiting(ledger.last_block, round_record.deadline_block, self.give_up_blocks):
@@ -285,6 +313,63 @@ class OrgRuntime:
         elif kind != "reported":
             detail = f"neutral report for {ledger.organizations[pair.teacher].name}: {pending.note}"
         return [Action(kind, round_record.round_id, detail)]
+
+    def _dispute(
+        self, ledger: Ledger, round_record: LedgerRound, pair: LedgerPair, error: Exception
+    ) -> list[Action] | None:
+        """Dispute a bundle whose defect the evidence proves; None if it would not (then it is refused
+        with the worst gain instead), or if the store cannot give the bundle back now."""
+        facts = pair_facts(ledger, round_record, pair)
+        name = ledger.organizations[pair.teacher].name
+        try:
+            envelope = fetch_bounded(self.store, facts.bundle_cid, DEFAULT_LIMITS.max_bytes)
+            others = self._other_ephemerals(ledger, pair)
+        except StoreError:
+            return None
+        evidence, verdict = prepare_evidence(
+            facts,
+            envelope,
+            self.encryption_key.secret,
+            detail=f"{type(error).__name__}: {error}",
+            other_ephemerals=others,
+        )
+        if not verdict.defective:
+            log.warning(
+                "round %d: the defect of %s's bundle is not provable: %s", facts.round_id, name, error
+            )
+            return None
+        cid = self.store.put(evidence.to_bytes())
+        self.state.disputed[str(facts.round_id)] = cid
+        self._save()
+        try:
+            self.market.dispute_bundle(facts.round_id, pair.teacher, cid_binary(cid))
+        except ContractReverted as reverted:
+            if reverted.name != "WrongPairState":  # already disputed (a resend after a crash)
+                raise
+        log.warning(
+            "round %d: disputed the bundle of %s (%s), evidence %s", facts.round_id, name, verdict.reason, cid
+        )
+        return [
+            Action(
+                "disputed", facts.round_id, f"disputed the bundle of {name}: {verdict.reason}; evidence {cid}"
+            )
+        ]
+
+    def _other_ephemerals(self, ledger: Ledger, disputed: LedgerPair) -> set[bytes]:
+        """The ephemeral keys of every other bundle published to this organization (any round): a
+        disclosure for one of them would open that other bundle, so none is made (see
+        `market.disputes.prepare_evidence`). Raises `StoreError` when one cannot be read now."""
+        keys = set()
+        for record in ledger.rounds.values():
+            for pair in record.pairs:
+                if pair.student != self.address or pair.bundle_cid is None or pair is disputed:
+                    continue
+                key = ephemeral_key(
+                    fetch_bounded(self.store, cid_text(pair.bundle_cid), DEFAULT_LIMITS.max_bytes)
+                )
+                if key is not None:
+                    keys.add(key)
+        return keys
 
     def _refresh_profile(self, ledger: Ledger) -> list[Action]:
         finished = [

@@ -35,6 +35,7 @@ class RuntimeState:
     rejected: dict[str, str] = field(default_factory=dict)  # round id -> why its bundle was refused
     nothing_to_teach: list[str] = field(default_factory=list)  # "round:student" the learner had nothing for
     neutral: dict[str, str] = field(default_factory=dict)  # round id -> why a neutral gain was reported
+    disputed: dict[str, str] = field(default_factory=dict)  # round id -> CID of the dispute evidence
     chain: dict[str, Any] | None = None  # the `market.follower.ChainKey` all of the above belongs to
 
     @classmethod
@@ -49,6 +50,7 @@ class RuntimeState:
             rejected=dict(data.get("rejected", {})),
             nothing_to_teach=list(data.get("nothing_to_teach", [])),
             neutral=dict(data.get("neutral", {})),
+            disputed=dict(data.get("disputed", {})),
             chain=data.get("chain"),
         )
 

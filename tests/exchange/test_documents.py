@@ -236,7 +236,7 @@ def test_exclusions_round_trip_sorted_and_are_omitted_when_empty() -> None:
     assert isinstance(inputs, dict)
     listed = inputs["excluded"]
     assert isinstance(listed, list)
-    assert [item["organization"] for item in listed] == sorted([outsider, other])  # type: ignore[index]
+    assert [item["organization"] for item in listed] == sorted([outsider, other])  # type: ignore[index,call-overload]
     assert DecisionRecord.from_bytes(record.to_bytes()) == record
     assert "excluded" not in decision().to_json()["inputs"]  # type: ignore[operator]  # old records keep their CID
     with pytest.raises(SchemaError, match="sorted"):
@@ -245,3 +245,26 @@ def test_exclusions_round_trip_sorted_and_are_omitted_when_empty() -> None:
         replace(decision(), excluded={ORGS[0]: "oversized"})
     with pytest.raises(OutOfBoundsError):
         RewardInput(6, ORGS[0], ORGS[1], 1e308)
+
+
+def test_a_decision_record_carries_the_merkle_leaves_and_root_of_its_pairs() -> None:
+    from chain.merkle import PairTree
+
+    record = decision()
+    tree = PairTree.build(record.round, [(p.teacher, p.student) for p in record.chosen])
+    assert record.leaves == tuple(leaf.hex() for leaf in tree.leaves)
+    assert record.pairs_root == tree.root.hex() == record.leaves_root()
+    parsed = DecisionRecord.from_bytes(record.to_bytes())
+    assert parsed == record
+    # A record read back keeps what it says (so that replay can flag it), even a root that lies
+    doc = record.to_json()
+    doc["merkle"] = {"leaves": list(record.leaves or ()), "root": "00" * 32}
+    lying = DecisionRecord.from_bytes(dumps_canonical(doc))
+    assert lying.pairs_root == "00" * 32
+    assert lying.leaves_root() == tree.root.hex()
+    doc["merkle"] = {"leaves": ["not hex"], "root": None}
+    with pytest.raises(SchemaError):
+        DecisionRecord.from_bytes(dumps_canonical(doc))
+    del doc["merkle"]
+    with pytest.raises(SchemaError, match="merkle"):
+        DecisionRecord.from_bytes(dumps_canonical(doc))

@@ -35,3 +35,12 @@ def empty_manifest(dev_chain: DevChain, tmp_path: Path) -> Path:
     manifest = tmp_path / "deployment.json"
     dev_chain.deployment.save(manifest)
     return manifest
+
+
+@pytest.fixture(scope="module")
+def disputed_chain(
+    anvil_node: AnvilNode, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[DevChain, Scenario]]:
+    """Like `round_chain`, but a student of round 1 disputed its bundle and won."""
+    with DevChain(node=anvil_node) as chain:
+        yield chain, finished_rounds(chain, tmp_path_factory.mktemp("disputed"), rounds=1, disputed=True)

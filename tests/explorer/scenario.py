@@ -4,7 +4,9 @@ Three organizations register with `ProfileDoc`s; `matchmaker.service.Matchmaker`
 with LinUCB, stores its `DecisionRecord` and opens the round; every teacher publishes a bundle; all
 students but the last report gains (the last stays silent and is slashed); the matchmaker finalizes.
 With `tampered=True` the matchmaker alters one score in its decision record before storing it, so
-an honest replay must answer `mismatch`.
+an honest replay must answer `mismatch`. With `disputed=True` the silent student of round 1 disputes
+its bundle instead (the bundles are not sealed envelopes, so the evidence proves the defect) and the
+matchmaker rules it defective.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from multiformats import CID
 from chain.devchain import DevChain
 from chain.units import ether, to_wad
 from exchange.local import LocalStore
+from market.disputes import pair_facts, prepare_evidence
 from market.documents import PeftSummary, ProfileDoc
 from matchmaker.policies import PolicyParams
 from matchmaker.service import Matchmaker, RoundPlan
@@ -64,7 +67,9 @@ def _tamper(plan: RoundPlan) -> None:
     plan.record = dataclasses.replace(plan.record, candidates=(forged, *plan.record.candidates[1:]))
 
 
-def finished_rounds(chain: DevChain, directory: Path, *, rounds: int = 2, tampered: bool = False) -> Scenario:
+def finished_rounds(
+    chain: DevChain, directory: Path, *, rounds: int = 2, tampered: bool = False, disputed: bool = False
+) -> Scenario:
     store = LocalStore(directory / "store")
     params = PolicyParams()
     orgs = [chain.organization(index) for index in range(3)]
@@ -81,7 +86,7 @@ def finished_rounds(chain: DevChain, directory: Path, *, rounds: int = 2, tamper
         params,
         seed=7,
         from_block=chain.deployment.deploy_block,
-        round_blocks=6,
+        round_blocks=12 if disputed else 6,
         plan_hook=_tamper if tampered else None,
     )
     assigned: dict[int, list[tuple[str, str]]] = {}
@@ -96,10 +101,24 @@ def finished_rounds(chain: DevChain, directory: Path, *, rounds: int = 2, tamper
             teacher.publish_bundle(
                 round_id, pair.student, binary(store.put(f"bundle {round_id}/{index}".encode()))
             )
+        if disputed and round_id == 1:
+            ledger = matchmaker.sync()[0]
+            record = ledger.rounds[1]
+            last = record.pairs[-1]
+            facts = pair_facts(ledger, record, last)
+            secret = bytes([addresses.index(last.student) + 1]) * 32
+            evidence, _ = prepare_evidence(facts, store.get(facts.bundle_cid), secret)
+            orgs[addresses.index(last.student)].dispute_bundle(
+                1, last.teacher, binary(store.put(evidence.to_bytes()))
+            )
         for index, pair in enumerate(pairs[:-1]):
             student = orgs[addresses.index(pair.student)]
             adapter = binary(store.put(f"adapter {round_id}/{index}".encode()))
             student.report_gain(round_id, pair.teacher, to_wad(GAINS[index] / round_id), adapter)
+        if disputed and round_id == 1:
+            chain.mine_until(chain.client().round(1).publish_deadline + 1)
+            if matchmaker.step().action != "ruled":
+                raise RuntimeError("the matchmaker did not rule on the dispute")
         chain.mine_until(chain.client().round(round_id).deadline_block + 1)
         finalized = matchmaker.step()
         if finalized.action != "finalized":

@@ -288,3 +288,31 @@ def test_names_chosen_by_organizations_are_escaped(dev_chain: DevChain, empty_ma
     org = client.get("/api/organizations").json()["items"][0]
     assert org["name"] == evil
     assert org["profile"]["state"] == "invalid"  # registered with bytes that are not a CID
+
+
+def test_a_round_page_shows_its_disputes_and_whether_replay_agrees(disputed_chain: Round) -> None:
+    chain, scenario = disputed_chain
+    client = client_for(scenario.manifest, store=str(scenario.store_dir))
+    round_view = client.get("/api/rounds/1").json()
+    assert round_view["verdict"]["verdict"] == "match", round_view["verdict"]
+    (dispute,) = round_view["disputes"]
+    last = chain.client().pairs(1)[-1]
+    assert (dispute["pair_index"], dispute["teacher"], dispute["student"]) == (
+        last.index,
+        last.teacher,
+        last.student,
+    )
+    assert dispute["outcome"] == "defective"
+    assert dispute["replay"] == "match"
+    assert dispute["evidence_cid"]
+    assert dispute["verdict_cid"]
+    assert dispute["ruled"]["block_number"] > dispute["disputed"]["block_number"]
+    assert client.get("/api/rounds/1/disputes").json()["items"] == [dispute]
+    first_page = client.get("/api/disputes", params={"limit": 1}).json()
+    assert first_page["items"] == [dispute]
+    assert client.get("/api/rounds/99/disputes").status_code == 404
+    page = client.get("/rounds/1").text
+    assert 'id="disputes"' in page
+    assert dispute["evidence_cid"] in page
+    assert 'class="badge defective"' in page
+    assert client.get("/api/verdicts").json()["items"][0]["disputes"][0]["recomputed_defective"] is True

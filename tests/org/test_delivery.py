@@ -95,6 +95,7 @@ def test_undelivered_bundles_are_waited_for_then_reported_neutrally(
     assert matchmaker.step().action == "finalized"
     ledger, _ = matchmaker.sync()
     assert ledger.rounds[1].slashes == []
+    assert all(pair.evidence_cid is None for pair in ledger.rounds[1].pairs)  # an outage is never disputed
     note = ledger.rounds[1].pairs[never.index].adapter_cid
     assert json.loads(bundle_store.get(cid_text(note or b"")))["kind"] == "knexa.unavailable"
 

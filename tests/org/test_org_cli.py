@@ -11,11 +11,10 @@ from typer.testing import CliRunner
 
 from chain.devchain import DevChain
 from chain.units import from_wad
-from exchange.cid import cid_binary, cid_text
+from exchange.cid import cid_text
 from exchange.ipfs import IpfsStore
 from exchange.node import IpfsNode
 from knexa.cli import app
-from market.sealing import publish_sealed
 from matchmaker.audit import MATCH, verify_rounds
 from org.identity import unlock
 from org.runtime import OrgRuntime
@@ -71,13 +70,13 @@ def test_two_rounds_through_the_cli(cli_market: CliMarket) -> None:
         assert matchmaker.step().action == "opened"
         actions = _play(cli_market, names)
         assert (
-            sorted(a["action"] for a in actions if a["round"] == round_id)
+            sorted(str(a["action"]) for a in actions if a["round"] == round_id)
             == ["published"] * 3 + ["reported"] * 3
         )
         reader = cli_market.chain.client()
-        for pair in reader.pairs(round_id):
-            assert pair.bundle_published
-            assert pair.gain_reported
+        for state in reader.pairs(round_id):
+            assert state.bundle_published
+            assert state.gain_reported
         cli_market.chain.mine_until(reader.round(round_id).deadline_block + 1)
         assert matchmaker.step().action == "finalized"
     ledger, _ = matchmaker.sync()
@@ -128,7 +127,7 @@ def test_crash_between_learning_and_reporting_resumes_without_relearning(cli_mar
     def power_cut(*args: object, **kwargs: object) -> object:
         raise KeyboardInterrupt("power cut")
 
-    runtime.market.report_gain = power_cut  # type: ignore[method-assign]
+    runtime.market.report_gain = power_cut  # type: ignore[method-assign,assignment]
     with contextlib.suppress(KeyboardInterrupt):
         runtime.step()
     saved = json.loads((cli_market.homes[victim] / "state.json").read_text())["reports"]["1"]
@@ -142,39 +141,6 @@ def test_crash_between_learning_and_reporting_resumes_without_relearning(cli_mar
     assert gain is not None
     assert from_wad(gain) == saved["gain"]
     assert restarted.step() == []  # nothing left to do, no duplicate submission
-
-
-def test_a_bad_bundle_is_refused_and_the_round_goes_on(cli_market: CliMarket, tmp_path: Path) -> None:
-    addresses = _register_all(cli_market)
-    matchmaker = cli_market.matchmaker()
-    matchmaker.step()
-    reader = cli_market.chain.client()
-    pairs = reader.pairs(1)
-    cheat = pairs[0]
-    teacher_name = next(name for name, address in addresses.items() if address == cheat.teacher)
-    student_name = next(name for name, address in addresses.items() if address == cheat.student)
-    # The cheating teacher seals its bundle to the wrong key (its own), so the student cannot open it.
-    teacher = unlock(cli_market.homes[teacher_name], PASSWORD)
-    bundle = SyntheticLearner(teacher_name).teach(1, teacher.address, cheat.student)
-    cid = publish_sealed(
-        cli_market.store,
-        bundle,
-        teacher_key=bytes(teacher.account.key),
-        recipient_public_key=teacher.encryption_public_key,
-    )
-    cli_market.chain.client(teacher.account).publish_bundle(1, cheat.student, cid_binary(cid))
-
-    actions = _play(cli_market, list(cli_market.homes))
-    refused = [a for a in actions if a["action"] == "rejected"]
-    assert len(refused) == 1
-    assert refused[0]["round"] == 1
-    pair = next(p for p in reader.pairs(1) if p.student == addresses[student_name])
-    assert reader.reported_gain(1, pair.student) == -(10**18)
-    assert all(p.gain_reported for p in reader.pairs(1))  # the other students were not affected
-    cli_market.chain.mine_until(reader.round(1).deadline_block + 1)
-    assert matchmaker.step().action == "finalized"
-    note_cid = cid_text(matchmaker.sync()[0].rounds[1].pairs[pair.index].adapter_cid or b"")
-    assert json.loads(cli_market.store.get(note_cid))["kind"] == "knexa.rejection"
 
 
 def test_an_organization_that_never_comes_back_is_slashed(cli_market: CliMarket) -> None:

@@ -92,7 +92,7 @@ def test_a_deviating_round_is_flagged_exactly(federation: Federation) -> None:
         federation.chain.client(), federation.store, federation.chain.deployment.deploy_block
     )
     assert [v.verdict for v in verdicts] == [MATCH, MISMATCH, MATCH]
-    assert verdicts[1].first_difference == "pairs_on_chain"
+    assert verdicts[1].first_difference == "pairs_root"
 
 
 def test_a_doctored_record_is_flagged_at_its_first_wrong_field(federation: Federation) -> None:

@@ -21,9 +21,19 @@ def test_process_demo_runs_rounds_and_leaves_nothing_running(tmp_path: Path) -> 
         assert len(entry["pairs"]) == 3
         for pair in entry["pairs"]:
             assert pair["bundle"] is not None  # every teacher process delivered
-            assert pair["gain"] is not None  # every student process reported
+    # org-00000 sealed its round-1 bundle to the wrong key (the demo's flag): its student disputed
+    (dispute,) = report.rounds[0]["disputes"]
+    assert (dispute["teacher"], dispute["outcome"]) == ("org-00000", "defective")
+    assert [d["verdict"] for d in report.verdicts[0]["disputes"]] == ["match"]  # replay agrees
+    assert report.rounds[1]["disputes"] == []
+    for entry in report.rounds:
+        for pair in entry["pairs"]:
+            disputed = entry["round"] == 1 and pair["teacher"] == "org-00000"
+            assert (pair["gain"] is None) == disputed  # every other student process reported
     assert {org["name"] for org in report.organizations} == {"org-00000", "org-00001", "org-00002"}
     assert all(org["withdrawable_eth"] > 0 for org in report.organizations)
+    slashed = [s["offender"] for s in report.rounds[0]["slashes"]]
+    assert slashed == ["org-00000"]
     assert (tmp_path / "logs" / "matchmaker.log").exists()
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False)
     assert leftovers.stdout.strip() == ""
