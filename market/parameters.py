@@ -13,7 +13,15 @@ from chain.client import DEFAULT_PARAMETERS, MarketClient, MarketParameters
 from chain.errors import ChainError
 from market.errors import ParametersError
 
-__all__ = ["DEFAULT_PARAMETERS", "MarketConstants", "MarketParameters", "read_constants", "reputation_ema"]
+__all__ = [
+    "DEFAULT_PARAMETERS",
+    "MarketConstants",
+    "MarketParameters",
+    "PairCreditWindow",
+    "decayed_credits",
+    "read_constants",
+    "reputation_ema",
+]
 
 BPS = 10_000
 
@@ -43,3 +51,26 @@ def reputation_ema(old: int, signal: int, weight_bps: int) -> int:
     if not 0 < weight_bps <= BPS:
         raise ParametersError(f"reputation weight must be in (0, {BPS}] basis points, got {weight_bps}")
     return (old * (BPS - weight_bps) + signal * weight_bps) // BPS
+
+
+@dataclass(frozen=True)
+class PairCreditWindow:
+    """A directed pair's credit window, as the contract keeps it: where it started, reports since."""
+
+    start_round: int = 0
+    repeats: int = 0
+
+
+def decayed_credits(
+    window: PairCreditWindow, round_id: int, gain_wad: int, window_rounds: int
+) -> tuple[int, PairCreditWindow]:
+    """The contract's `_decayedCredits`: a report's credits for the teacher, and the pair's new window.
+
+    A positive gain credits ``gain >> repeats`` (halved per earlier report of the same directed pair
+    inside ``window_rounds``); every report counts as a repeat, whatever its gain, so a colluding
+    and an honest pair decay alike (credits of one pair per window < 2 WAD).
+    """
+    if window.repeats == 0 or round_id >= window.start_round + window_rounds:
+        window = PairCreditWindow(round_id, 0)
+    credits = gain_wad >> window.repeats if gain_wad > 0 and window.repeats < 64 else 0
+    return credits, PairCreditWindow(window.start_round, window.repeats + 1)

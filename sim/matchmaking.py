@@ -18,8 +18,8 @@ import numpy as np
 from agent.agent import Agent
 from agent.data.templates import CATEGORIES
 from agent.models.zoo import n_params
-from chain.units import from_wad, to_wad
-from market.parameters import DEFAULT_PARAMETERS, reputation_ema
+from chain.units import WAD, from_wad, to_wad
+from market.parameters import DEFAULT_PARAMETERS, PairCreditWindow, decayed_credits, reputation_ema
 from market.privacy import PrivacyAccountant, release_histogram, size_bucket_of
 from matchmaker.features import OrgFeatures
 from matchmaker.policies import (
@@ -45,6 +45,7 @@ class PolicyPairing:
         self._decision: Decision | None = None
         self._seed = 0
         self.decisions: list[Decision] = []
+        self._windows: dict[tuple[str, str], PairCreditWindow] = {}
 
     def bind(self, agents: Sequence[Agent], seed: int, val: dict[str, float]) -> None:
         """Start a run: fresh policy state, each organization's profile from its own data (DP)."""
@@ -53,6 +54,7 @@ class PolicyPairing:
         self._seed = seed
         self.decisions = []
         self._features = {}
+        self._windows = {}
         for index, agent in enumerate(agents):
             counts = agent.org.category_counts()
             release = release_histogram(
@@ -96,20 +98,27 @@ class PolicyPairing:
             rewards[(teacher, student)] = gain
             if gain is None:
                 continue
-            # Profiles move as they would in the market: the student's Pass@1 and its change,
-            # the teacher's reputation (EMA of (1 + gain) / 2) and credits (positive gains caused).
+            # Profiles move as they would in the market (v2): the student's Pass@1 and its change;
+            # both reputations toward 1 for a delivered and reported pair, whatever the gain; the
+            # teacher's credits from a positive gain, halved per repeat of the pair in its window.
+            p = DEFAULT_PARAMETERS
             mine = self._features[student]
             pass1 = min(1.0, max(0.0, mine.pass1 + gain))
-            self._features[student] = _replace(mine, pass1=pass1, pass1_delta=max(-1.0, min(1.0, gain)))
+            self._features[student] = _replace(
+                mine,
+                pass1=pass1,
+                pass1_delta=max(-1.0, min(1.0, gain)),
+                reputation=from_wad(reputation_ema(to_wad(mine.reputation), WAD, p.reputation_weight_bps)),
+            )
             theirs = self._features[teacher]
-            signal = (1.0 + max(-1.0, min(1.0, gain))) / 2.0
-            reputation = from_wad(
-                reputation_ema(
-                    to_wad(theirs.reputation), to_wad(signal), DEFAULT_PARAMETERS.reputation_weight_bps
-                )
+            window = self._windows.get((teacher, student), PairCreditWindow())
+            credits, self._windows[(teacher, student)] = decayed_credits(
+                window, record.round, to_wad(max(-1.0, min(1.0, gain))), p.credit_window_rounds
             )
             self._features[teacher] = _replace(
-                theirs, reputation=reputation, credits=theirs.credits + max(0.0, gain)
+                theirs,
+                reputation=from_wad(reputation_ema(to_wad(theirs.reputation), WAD, p.reputation_weight_bps)),
+                credits=theirs.credits + from_wad(credits),
             )
         self._policy.observe(self._decision, rewards)
 
