@@ -4,6 +4,7 @@ disputes move fees, bonds and stake exactly as documented, and the ledger fold m
 from __future__ import annotations
 
 import pytest
+from eth_typing import HexStr
 
 from chain.client import Outcome, PairPhase
 from chain.devchain import DevChain
@@ -123,7 +124,7 @@ def test_settle_sends_no_list_once_every_pair_is_settled(dev_chain: DevChain) ->
     assert reader.unsettled_pairs(1) == 0
     dev_chain.mine_until(deadline + 1)
     settled = dev_chain.matchmaker().settle_round(1)
-    sent = dev_chain.w3.eth.get_transaction(settled.transaction_hash)
+    sent = dev_chain.w3.eth.get_transaction(HexStr(settled.transaction_hash))
     _, arguments = reader.contract.decode_function_input(sent["input"])
     assert arguments["pairs"] == b""
     assert reader.open_round_id() == 0
