@@ -66,6 +66,8 @@ class AnvilNode:
     """A child Anvil process; use as a context manager or call `start()`/`stop()`.
 
     `block_time` None means automine (a block per transaction), which tests and the demo use.
+    `gas_limit` None keeps Anvil's block gas limit (30M); the gas benchmark raises it so that it can
+    measure a transaction that would not fit one 30M block.
     """
 
     def __init__(
@@ -75,12 +77,14 @@ class AnvilNode:
         block_time: float | None = None,
         chain_id: int = 31337,
         host: str = LOOPBACK,
+        gas_limit: int | None = None,
     ) -> None:
         self.port = port or free_port()
         self.host = host
         self.state_file = state_file
         self.block_time = block_time
         self.chain_id = chain_id
+        self.gas_limit = gas_limit
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -101,6 +105,8 @@ class AnvilNode:
         ]
         if self.block_time is not None:
             command += ["--block-time", str(self.block_time)]
+        if self.gas_limit is not None:
+            command += ["--gas-limit", str(self.gas_limit)]
         if self.state_file is not None:
             # --state-interval 1 makes the state survive SIGKILL too.
             command += ["--state", str(self.state_file), "--state-interval", "1"]

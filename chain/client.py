@@ -618,9 +618,15 @@ class MarketClient:
         )
 
     def settle_round(self, round_id: int) -> TxResult:
-        """Settle what is left of round `round_id` and close it (anyone, after its deadlines)."""
+        """Settle what is left of round `round_id` and close it (anyone, after its deadlines).
+
+        Sends the pair list only when a pair is left to settle: once the deadlines have passed no
+        pair changes state any more, and with every pair settled the contract reads no list.
+        """
         self._require_account()
-        return self.transact(self.contract.functions.settleRound(round_id, self.pair_tree(round_id).packed()))
+        pending = self.unsettled_pairs(round_id)
+        packed = self.pair_tree(round_id).packed() if pending else b""
+        return self.transact(self.contract.functions.settleRound(round_id, packed))
 
     def finalize_round(self, round_id: int) -> TxResult:
         """Alias of `settle_round`."""
@@ -730,6 +736,11 @@ class MarketClient:
         topic = bytes.fromhex(Web3.to_checksum_address(student)[2:])
         logs = self._event_logs("GainReported", [round_id.to_bytes(32, "big"), None, topic])
         return int(logs[0]["gain"]) if logs else None
+
+    def unsettled_pairs(self, round_id: int) -> int:
+        """Pairs of round `round_id` not settled yet (0 once it is finalized, or for an unknown round)."""
+        value: int = self.call(self.contract.functions.unsettledPairs(round_id))
+        return value
 
     def pending_withdrawal(self, address: str) -> int:
         value: int = self.call(self.contract.functions.pendingWithdrawal(Web3.to_checksum_address(address)))

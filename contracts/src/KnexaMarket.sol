@@ -339,12 +339,15 @@ contract KnexaMarket is OrganizationRegistry {
         _requireState(roundId, pairIndex, PairState.Published);
         _setState(roundId, pairIndex, PairState.Settled);
 
-        uint256 fee = round.exchangeFee;
+        uint96 fee = round.exchangeFee;
         _escrowedFees -= fee;
-        pendingWithdrawal[teacher] += fee;
         uint256 credits = _decayedCredits(roundId, teacher, msg.sender, gain);
+        // The fee and the credits in one store of the teacher's account word.
+        OrgAccount memory account = _accounts[teacher];
+        account.withdrawable += fee;
         // forge-lint: disable-next-line(unsafe-typecast) credits <= |gain| <= 1e18
-        if (credits != 0) _extras[teacher].credits += uint96(credits);
+        account.credits += uint96(credits);
+        _accounts[teacher] = account;
         uint256 weight = _parameters.reputationWeightBps;
         uint256 teacherReputation = _moveReputation(_orgs[teacher], WAD, weight);
         uint256 studentReputation = _moveReputation(_orgs[msg.sender], WAD, weight);
@@ -411,6 +414,8 @@ contract KnexaMarket is OrganizationRegistry {
         _setState(roundId, pairIndex, PairState.Settled);
         round.openDisputes -= 1;
         Terms memory terms = _terms(roundId, round);
+        _escrowedFees -= terms.fee;
+        _heldBonds -= terms.bond;
         _settleDisputed(terms, pairIndex, teacher, student, defective ? Outcome.Defective : Outcome.Unfounded, verdictCid);
     }
 
@@ -420,39 +425,19 @@ contract KnexaMarket is OrganizationRegistry {
     /// @dev No bundle: the teacher loses `slashBps` of its stake to the student. A bundle but no report
     ///      or dispute: the fee goes to the teacher and the student loses `slashBps` to it. A dispute
     ///      without verdict: fee and bond go back to the student, nobody is slashed.
+    ///      When every pair is settled already (the normal case: each report settles its pair), the
+    ///      2-bit pair states say so (ceil(pairCount / 128) words) and `pairs` is not read: it may be
+    ///      empty, and the list is not re-hashed. Otherwise it must hash to the round's root.
     /// @param roundId an open round
-    /// @param pairs the packed pair list the round was opened with
+    /// @param pairs the packed pair list the round was opened with (may be empty if no pair is left)
     function settleRound(uint256 roundId, bytes calldata pairs) external {
         Round storage round = _requireOpen(roundId);
         uint256 closesAfter = round.openDisputes != 0 ? round.verdictDeadline : round.reportDeadline;
         if (block.number <= closesAfter) revert DeadlineNotReached(roundId, closesAfter);
         uint256 count = round.pairCount;
-        if (pairs.length != count * PAIR_BYTES) revert PairsMismatch(roundId);
-        bytes32[] memory leaves = new bytes32[](count);
-        for (uint256 i = 0; i < count; ++i) {
-            (address teacher, address student) = _pairAt(pairs, i);
-            leaves[i] = pairLeaf(roundId, i, teacher, student);
-        }
-        if (_rootInPlace(leaves) != round.pairsRoot) revert PairsMismatch(roundId);
-        round.status = RoundStatus.Finalized;
-
-        Terms memory terms = _terms(roundId, round);
         uint256 settledNow = 0;
-        uint256 word = 0;
-        for (uint256 i = 0; i < count; ++i) {
-            if (i & 127 == 0) word = _pairStates[roundId][i >> 7];
-            PairState state = PairState((word >> ((i & 127) * 2)) & 3);
-            if (state == PairState.Settled) continue;
-            settledNow += 1;
-            (address teacher, address student) = _pairAt(pairs, i);
-            if (state == PairState.Assigned) {
-                _settleNoShow(terms, i, teacher, student, Outcome.NoBundle);
-            } else if (state == PairState.Published) {
-                _settleNoShow(terms, i, teacher, student, Outcome.NoReport);
-            } else {
-                _settleDisputed(terms, i, teacher, student, Outcome.Unresolved, "");
-            }
-        }
+        if (!_allSettled(roundId, count)) settledNow = _settleRemaining(roundId, round, pairs, count);
+        round.status = RoundStatus.Finalized;
         emit RoundFinalized(roundId, msg.sender, settledNow);
     }
 
@@ -467,6 +452,17 @@ contract KnexaMarket is OrganizationRegistry {
     function pairState(uint256 roundId, uint256 pairIndex) external view returns (PairState) {
         if (uint8(_rounds[roundId].status) > uint8(RoundStatus.Open)) return PairState.Settled;
         return _storedState(roundId, pairIndex);
+    }
+
+    /// @notice How many pairs of round `roundId` are not settled yet (0 for a finalized or unknown
+    ///         round). When it is 0, {settleRound} needs no pair list.
+    function unsettledPairs(uint256 roundId) external view returns (uint256 pending) {
+        Round storage round = _rounds[roundId];
+        if (round.status != RoundStatus.Open) return 0;
+        uint256 count = round.pairCount;
+        for (uint256 i = 0; i < count; ++i) {
+            if (_storedState(roundId, i) != PairState.Settled) pending += 1;
+        }
     }
 
     /// @notice Repeats of the directed pair (teacher, student) in its current credit window.
@@ -635,41 +631,107 @@ contract KnexaMarket is OrganizationRegistry {
         return updated;
     }
 
-    function _slash(OrgState storage offender, address beneficiary, uint256 slashBps) internal returns (uint256) {
-        uint256 amount = (uint256(offender.stake) * slashBps) / 10_000;
-        // forge-lint: disable-next-line(unsafe-typecast) amount <= stake < 2**96
-        offender.stake -= uint96(amount);
-        pendingWithdrawal[beneficiary] += amount;
-        return amount;
+    /// @dev Whether every one of the `count` pairs of `roundId` is Settled (both bits of each set).
+    function _allSettled(uint256 roundId, uint256 count) internal view returns (bool) {
+        uint256 words = (count + 127) >> 7;
+        for (uint256 w = 0; w < words; ++w) {
+            uint256 inWord = w + 1 < words ? 128 : count - (w << 7);
+            uint256 full = inWord == 128 ? type(uint256).max : (uint256(1) << (inWord * 2)) - 1;
+            if (_pairStates[roundId][w] != full) return false;
+        }
+        return true;
     }
 
-    function _settleNoShow(Terms memory terms, uint256 pairIndex, address teacher, address student, Outcome outcome)
+    /// @dev Settle every unsettled pair of `roundId` after checking `pairs` against its root.
+    ///      Escrow and bond releases are summed and written once.
+    function _settleRemaining(uint256 roundId, Round storage round, bytes calldata pairs, uint256 count)
         internal
+        returns (uint256 settledNow)
     {
-        OrgState storage teacherOrg = _orgs[teacher];
-        OrgState storage studentOrg = _orgs[student];
-        uint256 slashed = 0;
-        uint256 teacherReputation;
-        uint256 studentReputation;
-        address offender = address(0);
-        if (outcome == Outcome.NoBundle) {
-            offender = teacher;
-            slashed = _slash(teacherOrg, student, terms.slashBps);
-            teacherReputation = _moveReputation(teacherOrg, 0, terms.weightBps);
-            studentReputation = studentOrg.reputation;
-        } else {
-            offender = student;
-            _escrowedFees -= terms.fee;
-            pendingWithdrawal[teacher] += terms.fee;
-            slashed = _slash(studentOrg, teacher, terms.slashBps);
-            teacherReputation = _moveReputation(teacherOrg, WAD, terms.weightBps);
-            studentReputation = _moveReputation(studentOrg, 0, terms.weightBps);
+        if (pairs.length != count * PAIR_BYTES) revert PairsMismatch(roundId);
+        bytes32[] memory leaves = new bytes32[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            (address teacher, address student) = _pairAt(pairs, i);
+            leaves[i] = pairLeaf(roundId, i, teacher, student);
         }
+        if (_rootInPlace(leaves) != round.pairsRoot) revert PairsMismatch(roundId);
+
+        Terms memory terms = _terms(roundId, round);
+        uint256 feesReleased = 0;
+        uint256 bondsReleased = 0;
+        uint256 word = 0;
+        for (uint256 i = 0; i < count; ++i) {
+            if (i & 127 == 0) word = _pairStates[roundId][i >> 7];
+            PairState state = PairState((word >> ((i & 127) * 2)) & 3);
+            if (state == PairState.Settled) continue;
+            settledNow += 1;
+            (address teacher, address student) = _pairAt(pairs, i);
+            if (state == PairState.Assigned) {
+                _settleNoBundle(terms, i, teacher, student);
+            } else if (state == PairState.Published) {
+                feesReleased += terms.fee;
+                _settleNoReport(terms, i, teacher, student);
+            } else {
+                feesReleased += terms.fee;
+                bondsReleased += terms.bond;
+                _settleDisputed(terms, i, teacher, student, Outcome.Unresolved, "");
+            }
+        }
+        if (feesReleased != 0) _escrowedFees -= feesReleased;
+        if (bondsReleased != 0) _heldBonds -= bondsReleased;
+    }
+
+    /// @dev `slashBps` of `offender`'s stake, taken from it (the caller credits the beneficiary).
+    function _slash(OrgState storage offender, uint256 slashBps) internal returns (uint256 amount) {
+        amount = (uint256(offender.stake) * slashBps) / 10_000;
+        // forge-lint: disable-next-line(unsafe-typecast) amount <= stake < 2**96
+        offender.stake -= uint96(amount);
+    }
+
+    /// @dev No bundle by the publish deadline: the teacher loses `slashBps` of its stake to the student.
+    function _settleNoBundle(Terms memory terms, uint256 pairIndex, address teacher, address student) internal {
+        OrgState storage teacherOrg = _orgs[teacher];
+        uint256 slashed = _slash(teacherOrg, terms.slashBps);
+        _credit(student, slashed);
+        uint256 teacherReputation = _moveReputation(teacherOrg, 0, terms.weightBps);
         emit PairSettled(
-            terms.roundId, teacher, student, pairIndex, outcome, offender, slashed, teacherReputation, studentReputation, ""
+            terms.roundId,
+            teacher,
+            student,
+            pairIndex,
+            Outcome.NoBundle,
+            teacher,
+            slashed,
+            teacherReputation,
+            _orgs[student].reputation,
+            ""
         );
     }
 
+    /// @dev A bundle but neither report nor dispute by the report deadline: the fee goes to the
+    ///      teacher, and the student loses `slashBps` of its stake to it. The caller releases the escrow.
+    function _settleNoReport(Terms memory terms, uint256 pairIndex, address teacher, address student) internal {
+        OrgState storage studentOrg = _orgs[student];
+        uint256 slashed = _slash(studentOrg, terms.slashBps);
+        _credit(teacher, terms.fee + slashed);
+        uint256 teacherReputation = _moveReputation(_orgs[teacher], WAD, terms.weightBps);
+        uint256 studentReputation = _moveReputation(studentOrg, 0, terms.weightBps);
+        emit PairSettled(
+            terms.roundId,
+            teacher,
+            student,
+            pairIndex,
+            Outcome.NoReport,
+            student,
+            slashed,
+            teacherReputation,
+            studentReputation,
+            ""
+        );
+    }
+
+    /// @dev A disputed pair: by verdict (Defective, Unfounded) or without one (Unresolved). The
+    ///      caller releases the fee and the bond from escrow.
     function _settleDisputed(
         Terms memory terms,
         uint256 pairIndex,
@@ -680,15 +742,13 @@ contract KnexaMarket is OrganizationRegistry {
     ) internal {
         OrgState storage teacherOrg = _orgs[teacher];
         OrgState storage studentOrg = _orgs[student];
-        _escrowedFees -= terms.fee;
-        _heldBonds -= terms.bond;
         uint256 slashed = 0;
         address offender = address(0);
         uint256 teacherReputation = teacherOrg.reputation;
         uint256 studentReputation = studentOrg.reputation;
         if (outcome == Outcome.Unfounded) {
             offender = student;
-            pendingWithdrawal[teacher] += terms.fee + terms.bond;
+            _credit(teacher, terms.fee + terms.bond);
             teacherReputation = _moveReputation(teacherOrg, WAD, terms.weightBps);
             studentReputation = _moveReputation(studentOrg, 0, terms.weightBps);
         } else {
@@ -696,7 +756,8 @@ contract KnexaMarket is OrganizationRegistry {
             studentOrg.stake += uint96(terms.fee + terms.bond);
             if (outcome == Outcome.Defective) {
                 offender = teacher;
-                slashed = _slash(teacherOrg, student, terms.slashBps);
+                slashed = _slash(teacherOrg, terms.slashBps);
+                _credit(student, slashed);
                 teacherReputation = _moveReputation(teacherOrg, 0, terms.weightBps);
                 studentReputation = _moveReputation(studentOrg, WAD, terms.weightBps);
             }

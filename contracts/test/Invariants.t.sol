@@ -23,6 +23,10 @@ contract MarketHandler is MarketFixture {
     uint256 public unjustifiedSlashes;
     uint256 public slashes;
     uint256 public settledRounds;
+    /// @dev Rounds closed without a pair list (every pair settled by then).
+    uint256 public listlessSettlements;
+    /// @dev Listless settlements that closed a round with a pair left, or were refused with none left.
+    uint256 public skippedSettlements;
     bytes32 internal constant PAIR_SETTLED =
         keccak256("PairSettled(uint256,address,address,uint256,uint8,address,uint256,uint256,uint256,bytes)");
 
@@ -148,13 +152,24 @@ contract MarketHandler is MarketFixture {
         _checkSlashes(vm.getRecordedLogs());
     }
 
-    function settle() external {
+    /// @dev Settle, trying first without the pair list when `withoutList`: that must fail exactly
+    ///      while a pair is left to settle (a pending pair may never be skipped).
+    function settle(bool withoutList) external {
         if (!_isOpen()) return;
         KnexaMarket.Round memory round = market.getRound(roundId);
         uint256 closesAfter = round.openDisputes != 0 ? round.verdictDeadline : round.reportDeadline;
         if (height <= closesAfter) return;
+        bool pending = market.unsettledPairs(roundId) != 0;
         vm.recordLogs();
-        _settle();
+        if (withoutList) {
+            try market.settleRound(roundId, "") {
+                if (pending) skippedSettlements += 1;
+                else listlessSettlements += 1;
+            } catch {
+                if (!pending) skippedSettlements += 1; // refused although nothing was left
+            }
+        }
+        if (_isOpen()) _settle();
         _checkSlashes(vm.getRecordedLogs());
         settledRounds += 1;
     }
@@ -283,6 +298,7 @@ contract KnexaMarketInvariants {
 
     function _noSlashWithoutEvidence() internal view {
         if (handler.unjustifiedSlashes() != 0) revert InvariantBroken("unjustified slashes", handler.unjustifiedSlashes(), 0);
+        if (handler.skippedSettlements() != 0) revert InvariantBroken("no pair skipped", handler.skippedSettlements(), 0);
     }
 
     function _reputationInUnitInterval() internal view {
@@ -328,13 +344,22 @@ contract KnexaMarketInvariants {
             handler.rule(0);
             handler.advance(6);
             handler.advance(6);
-            handler.settle();
+            handler.settle(r % 2 == 0);
             handler.completeExit(3);
             handler.withdraw(r);
         }
+        // a round where every pair was settled before the deadline closes without its list
+        handler.open(5);
+        for (uint256 i = 0; i < 6; ++i) {
+            handler.publish(i, false);
+            handler.report(i, 0.1e18);
+        }
+        handler.advance(6);
+        handler.settle(true);
         invariant_Market();
         if (handler.settledRounds() < 3 || handler.slashes() == 0) {
             revert InvariantBroken("handler paths", handler.settledRounds(), handler.slashes());
         }
+        if (handler.listlessSettlements() == 0) revert InvariantBroken("listless settlement", 0, 1);
     }
 }

@@ -411,6 +411,109 @@ contract KnexaMarketTest is MarketFixture {
         market.settleRound(roundId, short);
     }
 
+    // ------------------------------------------------------------------ lean settlement
+
+    function test_SettleNeedsNoListOnceEveryPairIsSettled() public {
+        _ring();
+        _publish(0);
+        _publish(1);
+        assertEq(market.unsettledPairs(roundId), 2, "two pairs pending");
+        _report(0, 0.1e18);
+        assertEq(market.unsettledPairs(roundId), 1, "one pair pending");
+        _report(1, 0.1e18);
+        assertEq(market.unsettledPairs(roundId), 0, "every pair settled by its report");
+        _afterReports();
+        uint256 accounted = _accounted(_everyone());
+        uint256 aliceStake = _stake(ALICE);
+        vm.expectEmit(true, true, false, true);
+        emit KnexaMarket.RoundFinalized(roundId, STRANGER, 0);
+        vm.prank(STRANGER);
+        market.settleRound(roundId, "");
+        assertEq(market.openRoundId(), 0, "closed without a list");
+        assertEq(_accounted(_everyone()), accounted, "nothing moved");
+        assertEq(_stake(ALICE), aliceStake, "no slash");
+        assertEq(market.escrowedFees(), 0, "no escrow left");
+        assertEq(market.unsettledPairs(roundId), 0, "finalized");
+    }
+
+    /// @dev Attack: finalize a round without its pair list (or with a wrong one) to skip a no-show's
+    ///      settlement. The contract needs the list exactly while a pair is left.
+    function test_RevertWhen_SettleWithoutListWhilePairsRemain() public {
+        _ring();
+        _publish(0);
+        _publish(1);
+        _report(0, 0.1e18);
+        _afterReports();
+        vm.expectRevert(abi.encodeWithSelector(KnexaMarket.PairsMismatch.selector, roundId));
+        market.settleRound(roundId, "");
+        bytes memory other = PairTree.pack(_two(ALICE, CAROL), _two(CAROL, ALICE));
+        vm.expectRevert(abi.encodeWithSelector(KnexaMarket.PairsMismatch.selector, roundId));
+        market.settleRound(roundId, other);
+        uint256 aliceStake = _stake(ALICE);
+        _settle();
+        assertEq(_stake(ALICE), aliceStake - aliceStake / 10, "the silent student was settled (NoReport)");
+    }
+
+    /// @dev The all-settled check reads the 2-bit states word by word (128 pairs a word): a pending
+    ///      pair is found at either end of a full word and in a partial last word.
+    function test_AllSettledCheckAtWordBoundaries() public {
+        OrganizationRegistry.MarketParameters memory p = _parameters();
+        p.maxPairsPerRound = 256;
+        vm.prank(ADMIN);
+        market.setParameters(p);
+        address[] memory members = new address[](131);
+        for (uint256 i = 0; i < members.length; ++i) {
+            members[i] = address(uint160(0x20000 + i));
+            _register(members[i], 2 ether);
+        }
+        uint256[3] memory counts = [uint256(127), 128, 130];
+        for (uint256 c = 0; c < counts.length; ++c) {
+            uint256 count = counts[c];
+            address[] memory teachers = new address[](count);
+            address[] memory students = new address[](count);
+            for (uint256 i = 0; i < count; ++i) {
+                teachers[i] = members[i];
+                students[i] = members[i + 1];
+            }
+            _open(teachers, students);
+            uint256[3] memory pending = [uint256(0), 127, count - 1];
+            for (uint256 i = 0; i < count; ++i) {
+                _publish(i);
+            }
+            for (uint256 i = 0; i < count; ++i) {
+                if (i != pending[c]) _report(i, 0.1e18);
+            }
+            assertEq(market.unsettledPairs(roundId), 1, "one pair left");
+            _afterReports();
+            vm.expectRevert(abi.encodeWithSelector(KnexaMarket.PairsMismatch.selector, roundId));
+            market.settleRound(roundId, "");
+            _settle();
+            assertEq(market.openRoundId(), 0, "closed");
+            assertEq(market.escrowedFees(), 0, "the left pair's fee was released");
+        }
+    }
+
+    function test_SlashProceedsAndFeesAreWithdrawable() public {
+        // A beneficiary never owed anything before: its withdrawable balance lives in its second
+        // word, written at registration; a NoBundle slash and a fee land there and leave by withdraw.
+        assertEq(market.organization(CAROL).registeredAtBlock, 100, "registration block recorded");
+        _open(_two(ALICE, CAROL), _two(CAROL, DAVE));
+        _publish(1);
+        _report(1, 0.5e18);
+        _afterReports();
+        _settle();
+        uint256 slash = 2 ether / 10;
+        assertEq(market.pendingWithdrawal(CAROL), slash + FEE, "slash from ALICE + fee from DAVE");
+        assertEq(_credits(CAROL), 0.5e18, "credits next to the fee");
+        uint256 before = CAROL.balance;
+        vm.prank(CAROL);
+        market.withdraw();
+        assertEq(CAROL.balance - before, slash + FEE, "paid out");
+        assertEq(market.pendingWithdrawal(CAROL), 0, "nothing left");
+        assertEq(_credits(CAROL), 0.5e18, "credits stay");
+        assertEq(market.organization(CAROL).registeredAtBlock, 100, "registration block stays");
+    }
+
     function test_ExitRequestedMidRoundAlwaysCompletes() public {
         _ring();
         vm.prank(ALICE);

@@ -14,6 +14,16 @@ interface Vm {
     function assume(bool condition) external pure;
     function recordLogs() external;
     function getRecordedLogs() external returns (Log[] memory);
+    function lastCallGas() external view returns (Gas memory);
+}
+
+/// @notice Gas of the last call, as `lastCallGas` returns it.
+struct Gas {
+    uint64 gasLimit;
+    uint64 gasTotalUsed;
+    uint64 gasMemoryUsed;
+    int64 gasRefunded;
+    uint64 gasRemaining;
 }
 
 /// @notice A log as `getRecordedLogs` returns it.

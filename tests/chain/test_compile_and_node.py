@@ -38,6 +38,14 @@ def test_anvil_runs_with_pruned_history_and_leaves_no_process() -> None:
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
 
 
+def test_anvil_block_gas_limit_can_be_raised() -> None:
+    """The gas benchmark raises the node's block gas limit to measure calls over 30M gas."""
+    assert "--gas-limit" not in AnvilNode().command()
+    with AnvilNode(gas_limit=60_000_000) as node:
+        assert connect(node.rpc_url).eth.get_block("latest")["gasLimit"] == 60_000_000
+    assert not node.running
+
+
 def test_state_file_survives_a_restart(tmp_path: Path) -> None:
     state = tmp_path / "anvil-state.json"
     node = AnvilNode(state_file=state)

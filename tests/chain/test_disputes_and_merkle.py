@@ -4,6 +4,7 @@ disputes move fees, bonds and stake exactly as documented, and the ledger fold m
 from __future__ import annotations
 
 import pytest
+from eth_typing import HexStr
 
 from chain.client import Outcome, PairPhase
 from chain.devchain import DevChain
@@ -152,3 +153,46 @@ def test_dispute_defective_and_unfounded_with_ledger_fold(dev_chain: DevChain) -
         )
     assert ledger.rounds[1].pairs[0].outcome is Outcome.DEFECTIVE
     assert ledger.rounds[1].pairs[0].evidence_cid == cid_of("evidence-1")
+
+
+def test_settle_sends_no_list_once_every_pair_is_settled(dev_chain: DevChain) -> None:
+    """Every report settles its pair, so the client closes the round without the pair list; while a
+    pair is left, closing without the list (to skip its settlement) is refused."""
+    orgs = register_three(dev_chain)
+    addresses = [account_of(org).address for org in orgs]
+    reader = dev_chain.client()
+    deadline, pairs = open_ring(dev_chain, orgs)
+    assert reader.unsettled_pairs(1) == 3
+    for index, (_, student) in enumerate(pairs):
+        orgs[index].publish_bundle(1, student, cid_of(f"bundle-{index}"))
+    for index, (teacher, _) in enumerate(pairs):
+        orgs[(index + 1) % 3].report_gain(1, teacher, to_wad(0.1), cid_of(f"adapter-{index}"))
+    assert reader.unsettled_pairs(1) == 0
+    dev_chain.mine_until(deadline + 1)
+    settled = dev_chain.matchmaker().settle_round(1)
+    sent = dev_chain.w3.eth.get_transaction(HexStr(settled.transaction_hash))
+    _, arguments = reader.contract.decode_function_input(sent["input"])
+    assert arguments["pairs"] == b""
+    assert reader.open_round_id() == 0
+    assert reader.escrowed_fees() == 0
+
+    # round 2: one student stays silent; an empty list cannot close the round past its pair
+    deadline, pairs = open_ring(dev_chain, orgs)
+    for index, (_, student) in enumerate(pairs):
+        orgs[index].publish_bundle(2, student, cid_of(f"bundle-2-{index}"))
+    orgs[1].report_gain(2, addresses[0], to_wad(0.1), cid_of("adapter-2-0"))
+    orgs[2].report_gain(2, addresses[1], to_wad(0.1), cid_of("adapter-2-1"))
+    assert reader.unsettled_pairs(2) == 1
+    dev_chain.mine_until(deadline + 1)
+    with pytest.raises(ContractReverted) as caught:
+        orgs[1].transact(orgs[1].contract.functions.settleRound(2, b""))
+    assert caught.value.name == "PairsMismatch"
+    silent_stake = reader.organization(addresses[0]).stake
+    orgs[1].settle_round(2)
+    assert reader.organization(addresses[0]).stake == silent_stake - silent_stake // 10  # NoReport
+    assert reader.unsettled_pairs(2) == 0
+    events = dev_chain.events().read(dev_chain.deployment.deploy_block)
+    ledger = Ledger.from_events(events, initial_reputation=0)
+    for address in addresses:
+        assert ledger.organizations[address].pending_withdrawal == reader.pending_withdrawal(address)
+        assert ledger.organizations[address].stake == reader.organization(address).stake
