@@ -11,7 +11,8 @@ by name; the score counts only the others:
 A survivor without an argument there is reported as such (and fails the run with --check).
 
 Run: `.venv/bin/python bench/mutation.py --modules exchange/cid.py exchange/unixfs.py
---tests tests/exchange/test_unixfs.py --max-children 2`.
+--tests tests/exchange/test_unixfs.py --max-children 2`; `--out` names another result file
+(bench/results/mutation-matchmaker.json for the matchmaker's modules).
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def main() -> None:
     ap.add_argument("--tests", nargs="+", required=True)
     ap.add_argument("--max-children", type=int, default=2)
     ap.add_argument("--check", action="store_true", help="fail on a survivor not argued equivalent")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     ap.add_argument(
         "--rerun",
         nargs="*",
@@ -149,8 +151,8 @@ def main() -> None:
             for n in survivors
         ],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({k: v for k, v in out.items() if k != "survivors"}, indent=2))
     for n in unexplained:
         print("survivor not argued equivalent:", n)
