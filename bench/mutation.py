@@ -71,7 +71,11 @@ def prepare(modules: list[str], tests: list[str]) -> None:
 
 
 def _mutmut(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(WORK)}
+    # mutmut forks a child per mutant from a process that already ran the kernels: numba's default
+    # OpenMP layer then kills the child (SIGTERM, "fork() called from a process already using GNU
+    # OpenMP"), which mutmut would count as "suspicious". The workqueue layer survives a fork, and
+    # the kernels' results do not depend on the threading layer.
+    env = {**os.environ, "PYTHONPATH": str(WORK), "NUMBA_THREADING_LAYER": "workqueue"}
     exe = Path(sys.executable).parent / "mutmut"
     return subprocess.run([str(exe), *args], cwd=WORK, env=env, capture_output=True, text=True, check=False)
 

@@ -149,7 +149,8 @@ def test_processes_detect_a_chain_reset_once_and_play_the_new_chain(tmp_path: Pa
             assert text.count(DETECTED) == 1, f"{name} said {text.count(DETECTED)} times: {text[-3000:]}"
         processes.stop_all()
         verdicts = verify_rounds(reader, store, new.deployment.deploy_block)
-        assert [verdict.verdict for verdict in verdicts] == [MATCH, MATCH]
+        assert len(verdicts) >= 2  # (the matchmaker may have opened round 3 meanwhile)
+        assert all(verdict.verdict == MATCH for verdict in verdicts)
     finally:
         processes.stop_all()
         node.stop()
