@@ -215,3 +215,157 @@ def test_no_teacher_option_leaves_a_student_unpaired(method: Method) -> None:
         match(scores, local_value=np.zeros(2), method=method)
     with pytest.raises(ValueError, match="method"):
         match(scores, method="greedy")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- known answers (hand-computed)
+
+INF = np.inf
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: match(np.zeros(3)), r"^scores must be a square matrix, got shape \(3,\)$"),
+        (lambda: match(np.zeros((2, 3))), r"^scores must be a square matrix, got shape \(2, 3\)$"),
+        (lambda: match(np.zeros((2, 2)), capacity=0), r"^capacity must be a positive int, got 0$"),
+        (lambda: match(np.zeros((2, 2)), capacity=True), r"^capacity must be a positive int, got True$"),
+        (lambda: match(np.zeros((2, 2)), capacity=1.0), r"^capacity must be a positive int, got 1.0$"),
+        (lambda: match(np.zeros((2, 2)), top_k=0), r"^top_k must be a positive int or None, got 0$"),
+        (lambda: match(np.zeros((2, 2)), top_k=True), r"^top_k must be a positive int or None, got True$"),
+        (lambda: match(np.zeros((2, 2)), top_k=2.0), r"^top_k must be a positive int or None, got 2.0$"),
+        (lambda: match(np.zeros((2, 2)), method="fast"), r"^unknown matching method 'fast'$"),
+        (
+            lambda: match(np.zeros((2, 2)), local_value=np.zeros(3)),
+            r"^local_value must be a \(2,\) array without NaN$",
+        ),
+        (
+            lambda: match(np.zeros((2, 2)), local_value=np.array([0.0, np.nan])),
+            r"^local_value must be a \(2,\) array without NaN$",
+        ),
+    ],
+)
+def test_bad_arguments_are_named(call: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()  # type: ignore[operator]
+
+
+def test_valid_boundary_arguments() -> None:
+    scores = np.array([[-INF, 1.0], [2.0, -INF]])
+    assert match(scores, capacity=1, top_k=1).pairs() == [(0, 1), (1, 0)]
+    assert match(scores, method="auto").pairs() == [(0, 1), (1, 0)]
+    assert match(scores, method="certified").pairs() == [(0, 1), (1, 0)]
+    assert match(np.zeros((1, 1)), method="certified").pairs() == []
+    assert match(np.zeros((0, 0))).pairs() == []
+
+
+def test_a_small_matching_by_hand() -> None:
+    """3 organizations; best: 0 -> 1 (4), 1 -> 2 (5), 2 -> 0 (3), total 12 (any other matching is
+    worse: e.g. 1 -> 0 (6) forces 0 -> 2 (1) and 2 -> 1 (1): 8)."""
+    scores = np.array([[9.0, 4.0, 1.0], [6.0, 9.0, 5.0], [3.0, 1.0, 9.0]])
+    for method in ("dense", "certified"):
+        m = match(scores, method=method)  # type: ignore[arg-type]
+        assert m.pairs() == [(0, 1), (1, 2), (2, 0)]
+        assert m.total == 12.0
+        assert len(m) == 3
+        assert [type(t) for pair in m.pairs() for t in pair] == [int] * 6
+        assert m.teachers.dtype == np.int64
+        assert m.students.dtype == np.int64
+    sparse = match(scores, top_k=1)
+    assert sparse.pairs() == [(0, 1), (1, 2), (2, 0)]
+    assert sparse.total == 12.0
+    # capacity 2: teacher 1 teaches both others (6 + 5), 0 -> 1 (4): 15
+    two = match(scores, capacity=2, method="dense")
+    assert two.pairs() == [(0, 1), (1, 0), (1, 2)]
+    assert two.total == 15.0
+    assert match(scores, capacity=2, method="certified").pairs() == two.pairs()
+    # a threshold of 4 leaves only 6 and 5 (1 -> 0, 1 -> 2): teacher 1 can teach one of them
+    assert match(scores, threshold=4.0, method="dense").pairs() == [(1, 0)]
+    assert match(scores, threshold=4.0, method="dense").total == 6.0
+    assert match(scores, threshold=4.0, method="certified").pairs() == [(1, 0)]
+    assert match(scores, threshold=4.0, capacity=2, method="dense").pairs() == [(1, 0), (1, 2)]
+
+
+def test_cardinality_comes_before_the_total() -> None:
+    """A great pair (10) that blocks every other: two pairs of 1 are preferred."""
+    scores = np.array([[-INF, 10.0, -INF], [-INF, -INF, 1.0], [-INF, 1.0, -INF]])
+    # 0 -> 1 (10) leaves student 2 with teacher 1 (1): two pairs, 11; 2 -> 1 and 1 -> 2: two pairs, 2
+    for method in ("dense", "certified"):
+        m = match(scores, method=method)  # type: ignore[arg-type]
+        assert m.pairs() == [(0, 1), (1, 2)]
+        assert m.total == 11.0
+    negative = np.array([[-INF, -1.0, -5.0], [-1.0, -INF, -5.0], [-5.0, -5.0, -INF]])
+    for method in ("dense", "certified"):
+        m = match(negative, method=method)  # type: ignore[arg-type]
+        assert len(m) == 3  # everybody learns, even at negative scores
+        assert m.total == -11.0  # 0 -> 1, 1 -> 2, 2 -> 0 or the mirror: -1 - 5 - 5
+
+
+def test_penalty_outweighs_any_score_difference() -> None:
+    from matchmaker.matching import _penalty
+
+    scores = np.array([[0.0, 1.0], [3.0, 0.0]])
+    ok = np.array([[False, True], [True, False]])
+    assert _penalty(scores, ok, 2) == (2.0 + 3.0 + 1.0) * 3  # (hi - lo) + max(|hi|, |lo|) + 1, x (n + 1)
+    negative = np.array([[0.0, -1.0], [-4.0, 0.0]])
+    assert _penalty(negative, ok, 2) == (3.0 + 4.0 + 1.0) * 3
+
+
+def test_exact_means_by_hand() -> None:
+    values = np.array([[1.0, 2.0, 4.0], [8.0, -3.0, 0.5], [0.25, 7.0, 100.0]])
+    ok = np.array([[False, True, True], [True, False, False], [False, False, False]])
+    rows, cols = _exact_means(values, ok)
+    assert rows.tolist() == [3.0, 8.0, 0.0]  # (2 + 4) / 2, 8 / 1, nothing: 0
+    assert cols.tolist() == [8.0, 2.0, 4.0]
+    zero_rows, zero_cols = _exact_means(np.zeros((2, 2)), np.ones((2, 2), dtype=bool))
+    assert zero_rows.tolist() == [0.0, 0.0]
+    assert zero_cols.tolist() == [0.0, 0.0]
+    tiny = np.array([[2.0**-40, 3 * 2.0**-40], [0.0, 0.0]])
+    tiny_rows, _ = _exact_means(tiny, np.ones((2, 2), dtype=bool))
+    assert tiny_rows.tolist() == [2.0**-39, 0.0]  # exact: the fixed-point scale keeps small values
+
+
+def test_top_k_mask_keeps_ties() -> None:
+    from matchmaker.matching import _top_k_mask
+
+    values = np.array([[5.0, 1.0, 3.0], [3.0, 2.0, 3.0], [1.0, 2.0, 0.0]])
+    by_column = _top_k_mask(values, 1, axis=0)
+    assert by_column.tolist() == [[True, False, True], [False, True, True], [False, True, False]]
+    by_row = _top_k_mask(values, 2, axis=1)
+    assert by_row.tolist() == [[True, False, True], [True, False, True], [True, True, False]]
+
+
+def test_floor_is_the_larger_of_threshold_and_local_value() -> None:
+    from matchmaker.matching import _floor
+
+    assert _floor(3, None, None).tolist() == [-INF, -INF, -INF]
+    assert _floor(2, 0.5, None).tolist() == [0.5, 0.5]
+    assert _floor(3, 0.5, np.array([0.0, 1.0, 0.5])).tolist() == [0.5, 1.0, 0.5]
+    assert _floor(2, None, np.array([-2.0, 3.0])).tolist() == [-2.0, 3.0]
+
+
+def test_eligible_mask_by_hand() -> None:
+    from matchmaker.matching import eligible_mask
+
+    scores = np.array([[7.0, np.nan, 2.0], [INF, 9.0, 1.0], [-INF, 3.0, 4.0]])
+    assert eligible_mask(scores, None).tolist() == [
+        [False, False, True],
+        [False, False, True],
+        [False, True, False],
+    ]
+    assert eligible_mask(scores, 1.0).tolist() == [
+        [False, False, True],
+        [False, False, False],
+        [False, True, False],
+    ]
+
+
+def test_sparse_unmatched_student_gets_no_invented_pair() -> None:
+    """top_k path: student 2 has no eligible teacher; its private slot must not become a pair."""
+    scores = np.array(
+        [[-INF, 2.0, -INF, 1.0], [3.0, -INF, -INF, 1.5], [1.0, 1.0, -INF, 4.0], [0.5, 0.5, -INF, -INF]]
+    )
+    m = match(scores, top_k=1)
+    assert m.pairs() == [(0, 1), (1, 0), (2, 3)]
+    assert m.total == 9.0
+    two = match(scores, top_k=1, capacity=2)
+    assert two.pairs() == [(0, 1), (1, 0), (2, 3)]
