@@ -438,3 +438,38 @@ def test_update_messages_and_round_rules() -> None:
     assert bandit.last_round == 0
     bandit.update(x, [1.0, 2.0], round=1)
     assert (bandit.last_round, bandit.n_batches, bandit.n_obs) == (1, 3, 6)
+
+
+@pytest.mark.parametrize("ridge", [2.0, 3.0, 0.7])
+def test_the_cholesky_diagonal_is_a_square_root(ridge: float) -> None:
+    """d = 1: L = [sqrt(a)], L^-1 = [1 / sqrt(a)] to the bit (for these ``a``, ``a / sqrt(a)`` is
+    another double: the factor must take the root, not a quotient)."""
+    _, linv, _ = LinUCB(LinUCBConfig(dim=1, ridge=ridge)).scoring_factors()
+    assert linv.tolist() == [[1.0 / math.sqrt(ridge)]]
+    two = LinUCB(LinUCBConfig(dim=2, ridge=ridge))
+    assert two.scoring_factors()[1].tolist() == [[1.0 / math.sqrt(ridge), 0.0], [0.0, 1.0 / math.sqrt(ridge)]]
+
+
+def test_loaded_integer_arrays_and_integer_rewards_are_floats() -> None:
+    state = {**_state(), "a": [[2, 2], [2, 6]], "b": [3, 7], "ctx_sum": [1, 3]}
+    bandit = LinUCB.from_dict(state)
+    assert [a.dtype for a in (bandit.a, bandit.b, bandit.ctx_sum)] == [np.float64] * 3
+    bandit.update(np.array([[0.5, 0.25]]), [1], round=5)  # in-place float updates must work
+    assert bandit.a.tolist() == [[2.25, 2.125], [2.125, 6.0625]]
+    huge = LinUCB(LinUCBConfig(dim=1))
+    huge.update(np.ones((1, 1)), [2**70])  # an int beyond int64 is still a float reward
+    assert huge.reward_mean == 2.0**70
+    assert huge.b.tolist() == [2.0**70]
+
+
+def test_state_digest_of_a_fresh_bandit_by_hand() -> None:
+    bandit = LinUCB(LinUCBConfig(dim=1, ridge=2.0))
+    parts = [
+        b"knexa.linucb.state.v1\x00",
+        struct.pack("<qqqqq", 1, 1, 0, 0, -1),
+        struct.pack("<dd", 0.0, 0.0),
+    ]
+    for arr in (np.array([[2.0]]), np.array([0.0]), np.array([0.0])):
+        parts.append(b"f8" + struct.pack("<q", arr.ndim) + b"".join(struct.pack("<q", k) for k in arr.shape))
+        parts.append(arr.astype("<f8").tobytes())
+    assert bandit.state_digest() == hashlib.sha256(b"".join(parts)).hexdigest()
