@@ -96,6 +96,14 @@ def run(max_children: int, names: list[str]) -> dict[str, str]:
     return statuses
 
 
+def _by_function(names: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in names:
+        function = name.rsplit("__mutmut_", 1)[0]
+        counts[function] = counts.get(function, 0) + 1
+    return counts
+
+
 def diff_of(name: str) -> str:
     return _mutmut("show", name).stdout.strip()
 
@@ -122,6 +130,10 @@ def main() -> None:
                 shutil.copy(ROOT / test, tests / Path(test).relative_to("tests"))
     statuses = run(args.max_children, args.rerun or [])
     arguments: dict[str, str] = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
+    # A run cut short (`--rerun` of some mutants only) leaves others "not checked": they are
+    # reported as such and left out of the score, never counted as killed or as survivors.
+    unchecked = sorted(n for n, s in statuses.items() if s == "not checked")
+    statuses = {n: s for n, s in statuses.items() if s != "not checked"}
     survivors = sorted(n for n, s in statuses.items() if s not in KILLED)
     equivalent = [n for n in survivors if n in arguments]
     unexplained = [n for n in survivors if n not in arguments]
@@ -139,6 +151,8 @@ def main() -> None:
         "modules": args.modules,
         "tests": args.tests,
         "mutants": len(statuses),
+        "not_checked": len(unchecked),
+        "not_checked_by_function": _by_function(unchecked),
         "killed": killed,
         "equivalent": len(equivalent),
         "score_non_equivalent": round(killed / relevant, 4) if relevant else 1.0,

@@ -322,6 +322,13 @@ def test_exact_means_by_hand() -> None:
     tiny = np.array([[2.0**-40, 3 * 2.0**-40], [0.0, 0.0]])
     tiny_rows, _ = _exact_means(tiny, np.ones((2, 2), dtype=bool))
     assert tiny_rows.tolist() == [2.0**-39, 0.0]  # exact: the fixed-point scale keeps small values
+    # the fixed-point scale is the largest power of two with |value| * scale * n <= 2**61 (here
+    # 2**60): 2**-61 becomes 0.5 and rounds to 0, so the replayed means are exactly these
+    coarse_rows, coarse_cols = _exact_means(
+        np.array([[2.0**-61, 1.0], [1.0, 0.0]]), np.array([[True, False], [True, False]])
+    )
+    assert coarse_rows.tolist() == [0.0, 1.0]
+    assert coarse_cols.tolist() == [0.5, 0.0]
 
 
 def test_top_k_mask_keeps_ties() -> None:
@@ -369,3 +376,60 @@ def test_sparse_unmatched_student_gets_no_invented_pair() -> None:
     assert m.total == 9.0
     two = match(scores, top_k=1, capacity=2)
     assert two.pairs() == [(0, 1), (1, 0), (2, 3)]
+
+
+def _candidates_by_hand(scores: np.ndarray, top_k: int) -> set[tuple[int, int]]:
+    """The documented top-k candidate set, written out with loops and sorting (ties kept)."""
+    n = scores.shape[0]
+    ok = [[t != s and bool(np.isfinite(scores[t, s])) for s in range(n)] for t in range(n)]
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / max(1, len(values))
+
+    teacher_mean = [mean([scores[t, s] for s in range(n) if ok[t][s]]) for t in range(n)]
+    student_mean = [mean([scores[t, s] for t in range(n) if ok[t][s]]) for s in range(n)]
+    chosen: set[tuple[int, int]] = set()
+    for s in range(n):  # each student's best teachers by score and by score minus the teacher's mean
+        for offsets in ([0.0] * n, teacher_mean):
+            keys = [scores[t, s] - offsets[t] if ok[t][s] else -np.inf for t in range(n)]
+            kth = sorted(keys, reverse=True)[top_k - 1]
+            chosen |= {(t, s) for t in range(n) if ok[t][s] and keys[t] >= kth}
+    for t in range(n):  # each teacher's best students by score minus the student's mean
+        values = sorted(
+            (scores[t, s] - student_mean[s] if ok[t][s] else -np.inf for s in range(n)), reverse=True
+        )
+        chosen |= {
+            (t, s) for s in range(n) if ok[t][s] and scores[t, s] - student_mean[s] >= values[top_k - 1]
+        }
+    return chosen
+
+
+def _best_within(scores: np.ndarray, edges: set[tuple[int, int]]) -> tuple[int, float]:
+    """Brute force: the largest number of pairs, then the largest total, using only `edges`."""
+    n = scores.shape[0]
+    options = [[None, *sorted(t for t, s in edges if s == student)] for student in range(n)]
+    best = (0, -np.inf)
+    for choice in itertools.product(*options):
+        teachers = [t for t in choice if t is not None]
+        if len(set(teachers)) < len(teachers):
+            continue
+        total = sum(float(scores[t, s]) for s, t in enumerate(choice) if t is not None)
+        if (len(teachers), total) > best:
+            best = (len(teachers), total)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sparse_is_optimal_within_its_documented_candidates(seed: int) -> None:
+    """The top-k matching against an independent oracle: candidates by hand, then brute force.
+
+    Seeds where the candidate set misses the dense optimum are included (the sparse result is
+    then strictly worse than the dense one), so a wrong candidate set shows."""
+    rng = np.random.default_rng(100 + seed)
+    n = 6
+    scores = np.round(rng.normal(size=(n, n)) * 4.0) / 4.0 + np.arange(n)[:, None] * 0.5  # popular teachers
+    scores[rng.random((n, n)) < 0.15] = -np.inf
+    edges = _candidates_by_hand(scores, 1)
+    m = match(scores, top_k=1)
+    assert set(m.pairs()) <= edges
+    assert (len(m), m.total) == pytest.approx(_best_within(scores, edges))
