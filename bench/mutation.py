@@ -85,6 +85,10 @@ def run(max_children: int, names: list[str]) -> dict[str, str]:
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"mutmut run failed ({proc.returncode})")
+    return results()
+
+
+def results() -> dict[str, str]:
     listing = _mutmut("results", "--all", "true").stdout
     statuses: dict[str, str] = {}
     for line in listing.splitlines():
@@ -121,14 +125,19 @@ def main() -> None:
         metavar="MUTANT",
         help="reuse build/mutation: refresh its tests, rerun only these mutants, then report on all",
     )
+    ap.add_argument(
+        "--report-only", action="store_true", help="run nothing: report on build/mutation as it stands"
+    )
     args = ap.parse_args()
-    if args.rerun is None:
+    if args.report_only:
+        pass
+    elif args.rerun is None:
         prepare(args.modules, args.tests)
     else:
         for tests in (WORK / "tests", WORK / "mutants" / "tests"):
             for test in args.tests:
                 shutil.copy(ROOT / test, tests / Path(test).relative_to("tests"))
-    statuses = run(args.max_children, args.rerun or [])
+    statuses = results() if args.report_only else run(args.max_children, args.rerun or [])
     arguments: dict[str, str] = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
     # A run cut short (`--rerun` of some mutants only) leaves others "not checked": they are
     # reported as such and left out of the score, never counted as killed or as survivors.

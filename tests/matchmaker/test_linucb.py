@@ -473,3 +473,25 @@ def test_state_digest_of_a_fresh_bandit_by_hand() -> None:
         parts.append(b"f8" + struct.pack("<q", arr.ndim) + b"".join(struct.pack("<q", k) for k in arr.shape))
         parts.append(arr.astype("<f8").tobytes())
     assert bandit.state_digest() == hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+def test_discount_keeps_the_prior_for_any_ridge() -> None:
+    """ridge 4, gamma 0.5: A = 0.5 * 4I + (1 - 0.5) * 4 I = 4I; b and s halve."""
+    bandit = LinUCB(LinUCBConfig(dim=2, ridge=4.0, discount=0.5))
+    bandit.update(np.zeros((0, 2)), [])
+    assert bandit.a.tolist() == [[4.0, 0.0], [0.0, 4.0]]
+    bandit.update(np.array([[2.0, 0.0]]), [1.0])
+    bandit.update(np.zeros((0, 2)), [])
+    assert bandit.a.tolist() == [[6.0, 0.0], [0.0, 4.0]]  # 0.5 * (4 + 4) + 2, 0.5 * 4 + 2
+    assert bandit.b.tolist() == [1.0, 0.0]
+    assert bandit.ctx_sum.tolist() == [1.0, 0.0]
+
+
+def test_an_undiscounted_update_leaves_every_bit_of_the_state() -> None:
+    """gamma = 1 touches nothing: not even the sign of a zero (the state digest is over the bytes)."""
+    state = {**_state(), "a": [[2.0, -0.0], [-0.0, 2.0]], "b": [-0.0, 1.0], "ctx_sum": [-0.0, 0.0]}
+    bandit = LinUCB.from_dict(state)
+    bandit.update(np.zeros((0, 2)), [], round=5)
+    assert [
+        math.copysign(1.0, v) for v in (bandit.a[0, 1], bandit.a[1, 0], bandit.b[0], bandit.ctx_sum[0])
+    ] == [-1.0] * 4
