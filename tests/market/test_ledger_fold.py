@@ -473,3 +473,87 @@ def test_a_round_naming_an_unregistered_organization_is_refused() -> None:
     ledger = Ledger.from_events(log.events, initial_reputation=5 * R)
     with pytest.raises(LedgerError, match="unregistered organization"):
         ledger.apply(opened)
+
+
+def test_credits_pending_and_reputation_accumulate_over_rounds() -> None:
+    """Two rounds, A teaching B in both (fees 3, credits 5 then 7); then B misses a bundle to A, who
+    already has money pending; then A exits with its fees pending."""
+    log = _Log()
+    _register_four(log)
+
+    def opened(block: int, round_id: int, pairs: list[tuple[str, str]]) -> None:
+        log.add(
+            block,
+            "RoundOpened",
+            roundId=round_id,
+            policyDigest=b"",
+            pairsRoot=b"",
+            decisionCid=b"",
+            publishDeadline=block + 1,
+            reportDeadline=block + 2,
+            verdictDeadline=block + 3,
+            pairCount=len(pairs),
+            exchangeFee=FEE,
+            disputeBond=BOND,
+            pairs=pack_pairs(pairs),
+        )
+
+    for round_id, (block, credits, teacher_rep, student_rep) in enumerate(
+        [(2, 5, 1 * R, 2 * R), (10, 7, 3 * R, 4 * R)], start=1
+    ):
+        opened(block, round_id, [(A, B)])
+        log.add(block, "BundlePublished", roundId=round_id, teacher=A, student=B, pairIndex=0, bundleCid=b"b")
+        log.add(
+            block + 1,
+            "GainReported",
+            roundId=round_id,
+            teacher=A,
+            student=B,
+            pairIndex=0,
+            gain=R,
+            credits=credits,
+            teacherReputation=teacher_rep,
+            studentReputation=student_rep,
+            adapterCid=b"a",
+        )
+    opened(20, 3, [(B, A)])
+    _settled(log, 25, 0, Outcome.NO_BUNDLE, B, 4, 5 * R, 1 * R)  # teacher B, student A
+    log.events[-1].args["roundId"] = 3
+    log.add(26, "ExitRequested", organization=A, availableAtBlock=27)
+    exited = log.add(27, "OrganizationExited", organization=A, stakeReleased=100)
+    ledger = Ledger.from_events(log.events, initial_reputation=0)
+    a, b = ledger.organizations[A], ledger.organizations[B]
+    assert (a.credits, b.credits) == (12, 0)
+    assert (a.stake, a.pending_withdrawal) == (0, 3 + 3 + 4 + 100)  # two fees, B's slash, then the stake
+    assert (b.stake, b.pending_withdrawal) == (100 - 3 - 3 - 4, 0)
+    assert (a.reputation, b.reputation) == (1 * R, 5 * R)
+    assert a.status is OrganizationStatus.EXITED
+    assert a.address == A
+    assert ledger.organizations[C].address == C
+    moves = [(m.organization, m.old, m.new) for r in (1, 2, 3) for m in ledger.rounds[r].reputation_moves]
+    assert moves == [
+        (A, 0, R),
+        (B, 0, 2 * R),
+        (A, R, 3 * R),
+        (B, 2 * R, 4 * R),
+        (B, 4 * R, 5 * R),
+        (A, 3 * R, R),
+    ]
+    # references name the exact event: block, transaction and log index as written
+    report = ledger.rounds[2].pairs[0].reported
+    assert report == EventRef(11, f"0x{11:064x}", 9)  # the 10th event written
+    assert [m.ref for m in ledger.rounds[2].reputation_moves] == [report, report]
+    assert ledger.rounds[3].slashes[0].ref == EventRef(25, f"0x{25:064x}", 11)
+    assert a.registered == EventRef(1, f"0x{1:064x}", 0)
+    assert exited.log_index == 13
+
+
+def test_a_copy_is_independent() -> None:
+    ledger = Ledger.from_events(_six_outcomes().events, initial_reputation=5 * R)
+    copied = ledger.copy()
+    assert copied is not ledger
+    assert copied == ledger
+    copied.organizations[A].stake = 0
+    copied.rounds[1].pairs[0].gain = None
+    assert ledger.organizations[A].stake == 100
+    assert ledger.rounds[1].pairs[0].gain == 2 * R
