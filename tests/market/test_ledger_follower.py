@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +183,12 @@ def test_a_reorg_under_a_follower_is_detected_once_and_read_again(
     dev_chain.organization(1).register("b", b"q", _key(1), ether(2))  # another history
     dev_chain.mine(3)  # the head is past the old read-through point again
     b = account_of(dev_chain.organization(1)).address
+    shutil.copy(tmp_path / "events.jsonl", tmp_path / "old.jsonl")  # a process restarted after the reorg
     with caplog.at_level(logging.WARNING, logger="knexa.market"):
+        from_old = LedgerFollower(market, deploy, EventCache(tmp_path / "old.jsonl"))
+        assert len(from_old.events) > 0  # the old history was loaded (same deployment block) ...
+        assert list(from_old.sync()[0].organizations) == [b]  # ... and found replaced
+        assert from_old.resets == 1
         for follower in (live, cached):
             ledger, _ = follower.sync()
             assert list(ledger.organizations) == [b]
@@ -195,5 +201,5 @@ def test_a_reorg_under_a_follower_is_detected_once_and_read_again(
             follower.sync()
             assert follower.resets == 1  # said once
     messages = [r.getMessage() for r in caplog.records if "reset or reorg detected" in r.getMessage()]
-    assert len(messages) == 2
+    assert len(messages) == 3
     assert all("changed hash" in message for message in messages)
