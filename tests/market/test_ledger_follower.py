@@ -21,7 +21,6 @@ from market.errors import ParametersError
 from market.follower import ChainKey, EventCache, block_hash, chain_key
 from market.ledger import Ledger, LedgerFollower
 from market.parameters import MarketConstants, read_constants
-from tests.chain.helpers import account_of
 
 
 def _key(index: int) -> bytes:
@@ -182,7 +181,9 @@ def test_a_reorg_under_a_follower_is_detected_once_and_read_again(
     _revert(dev_chain, snapshot)
     dev_chain.organization(1).register("b", b"q", _key(1), ether(2))  # another history
     dev_chain.mine(3)  # the head is past the old read-through point again
-    b = account_of(dev_chain.organization(1)).address
+    account = dev_chain.organization(1).account
+    assert account is not None
+    b = account.address
     shutil.copy(tmp_path / "events.jsonl", tmp_path / "old.jsonl")  # a process restarted after the reorg
     with caplog.at_level(logging.WARNING, logger="knexa.market"):
         from_old = LedgerFollower(market, deploy, EventCache(tmp_path / "old.jsonl"))
@@ -195,6 +196,7 @@ def test_a_reorg_under_a_follower_is_detected_once_and_read_again(
             assert follower.resets == 1
             assert follower.events == dev_chain.events().read(deploy, follower.read_through)
         restarted = LedgerFollower(market, deploy, EventCache(tmp_path / "events.jsonl"))
+        assert restarted.read_through == cached.read_through  # resumed from the restarted cache
         assert list(restarted.sync()[0].organizations) == [b]
         assert restarted.resets == 0  # the cache was started again under the new history
         for follower in (live, cached):
