@@ -128,6 +128,11 @@ def main() -> None:
     ap.add_argument(
         "--report-only", action="store_true", help="run nothing: report on build/mutation as it stands"
     )
+    ap.add_argument(
+        "--timeout-multiplier",
+        type=float,
+        help="mutmut's timeout_multiplier (default 15): how many times the tests' time a looping mutant runs",
+    )
     args = ap.parse_args()
     if args.report_only:
         pass
@@ -137,6 +142,10 @@ def main() -> None:
         for tests in (WORK / "tests", WORK / "mutants" / "tests"):
             for test in args.tests:
                 shutil.copy(ROOT / test, tests / Path(test).relative_to("tests"))
+    if args.timeout_multiplier is not None:
+        config = WORK / "pyproject.toml"
+        text = re.sub(r"\ntimeout_multiplier = .*", "", config.read_text())
+        config.write_text(text.rstrip("\n") + f"\ntimeout_multiplier = {args.timeout_multiplier}\n")
     statuses = results() if args.report_only else run(args.max_children, args.rerun or [])
     arguments: dict[str, str] = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
     # A run cut short (`--rerun` of some mutants only) leaves others "not checked": they are
