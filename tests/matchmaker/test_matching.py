@@ -433,3 +433,14 @@ def test_sparse_is_optimal_within_its_documented_candidates(seed: int) -> None:
     m = match(scores, top_k=1)
     assert set(m.pairs()) <= edges
     assert (len(m), m.total) == pytest.approx(_best_within(scores, edges))
+
+
+@pytest.mark.parametrize(("capacity", "seed"), [(2, 11), (3, 12), (1, 13)])
+def test_certified_repairs_poor_candidates_with_several_slots(capacity: int, seed: int) -> None:
+    """One initial candidate per student and teacher, several slots per teacher: the scan over all
+    pairs (per teacher, against its best slot) must find what the first solve missed."""
+    scores = _structured(80, seed, interaction=2.0)
+    dense = match(scores, capacity=capacity, method="dense")
+    cert = match_certified(scores, capacity=capacity, k0=1)
+    assert cert.pairs() == dense.pairs()
+    assert cert.total == dense.total
