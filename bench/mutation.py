@@ -11,7 +11,8 @@ by name; the score counts only the others:
 A survivor without an argument there is reported as such (and fails the run with --check).
 
 Run: `.venv/bin/python bench/mutation.py --modules exchange/cid.py exchange/unixfs.py
---tests tests/exchange/test_unixfs.py --max-children 2`.
+--tests tests/exchange/test_unixfs.py --max-children 2`; `--out` names another result file
+(bench/results/mutation-matchmaker.json for the matchmaker's modules).
 """
 
 from __future__ import annotations
@@ -70,7 +71,11 @@ def prepare(modules: list[str], tests: list[str]) -> None:
 
 
 def _mutmut(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(WORK)}
+    # mutmut forks a child per mutant from a process that already ran the kernels: numba's default
+    # OpenMP layer then kills the child (SIGTERM, "fork() called from a process already using GNU
+    # OpenMP"), which mutmut would count as "suspicious". The workqueue layer survives a fork, and
+    # the kernels' results do not depend on the threading layer.
+    env = {**os.environ, "PYTHONPATH": str(WORK), "NUMBA_THREADING_LAYER": "workqueue"}
     exe = Path(sys.executable).parent / "mutmut"
     return subprocess.run([str(exe), *args], cwd=WORK, env=env, capture_output=True, text=True, check=False)
 
@@ -80,6 +85,10 @@ def run(max_children: int, names: list[str]) -> dict[str, str]:
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"mutmut run failed ({proc.returncode})")
+    return results()
+
+
+def results() -> dict[str, str]:
     listing = _mutmut("results", "--all", "true").stdout
     statuses: dict[str, str] = {}
     for line in listing.splitlines():
@@ -89,6 +98,14 @@ def run(max_children: int, names: list[str]) -> dict[str, str]:
     if not statuses:
         raise SystemExit("mutmut reported no mutants:\n" + listing[-2000:])
     return statuses
+
+
+def _by_function(names: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in names:
+        function = name.rsplit("__mutmut_", 1)[0]
+        counts[function] = counts.get(function, 0) + 1
+    return counts
 
 
 def diff_of(name: str) -> str:
@@ -101,21 +118,40 @@ def main() -> None:
     ap.add_argument("--tests", nargs="+", required=True)
     ap.add_argument("--max-children", type=int, default=2)
     ap.add_argument("--check", action="store_true", help="fail on a survivor not argued equivalent")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     ap.add_argument(
         "--rerun",
         nargs="*",
         metavar="MUTANT",
         help="reuse build/mutation: refresh its tests, rerun only these mutants, then report on all",
     )
+    ap.add_argument(
+        "--report-only", action="store_true", help="run nothing: report on build/mutation as it stands"
+    )
+    ap.add_argument(
+        "--timeout-multiplier",
+        type=float,
+        help="mutmut's timeout_multiplier (default 15): how many times the tests' time a looping mutant runs",
+    )
     args = ap.parse_args()
-    if args.rerun is None:
+    if args.report_only:
+        pass
+    elif args.rerun is None:
         prepare(args.modules, args.tests)
     else:
         for tests in (WORK / "tests", WORK / "mutants" / "tests"):
             for test in args.tests:
                 shutil.copy(ROOT / test, tests / Path(test).relative_to("tests"))
-    statuses = run(args.max_children, args.rerun or [])
+    if args.timeout_multiplier is not None:
+        config = WORK / "pyproject.toml"
+        text = re.sub(r"\ntimeout_multiplier = .*", "", config.read_text())
+        config.write_text(text.rstrip("\n") + f"\ntimeout_multiplier = {args.timeout_multiplier}\n")
+    statuses = results() if args.report_only else run(args.max_children, args.rerun or [])
     arguments: dict[str, str] = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
+    # A run cut short (`--rerun` of some mutants only) leaves others "not checked": they are
+    # reported as such and left out of the score, never counted as killed or as survivors.
+    unchecked = sorted(n for n, s in statuses.items() if s == "not checked")
+    statuses = {n: s for n, s in statuses.items() if s != "not checked"}
     survivors = sorted(n for n, s in statuses.items() if s not in KILLED)
     equivalent = [n for n in survivors if n in arguments]
     unexplained = [n for n in survivors if n not in arguments]
@@ -133,6 +169,8 @@ def main() -> None:
         "modules": args.modules,
         "tests": args.tests,
         "mutants": len(statuses),
+        "not_checked": len(unchecked),
+        "not_checked_by_function": _by_function(unchecked),
         "killed": killed,
         "equivalent": len(equivalent),
         "score_non_equivalent": round(killed / relevant, 4) if relevant else 1.0,
@@ -149,8 +187,8 @@ def main() -> None:
             for n in survivors
         ],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({k: v for k, v in out.items() if k != "survivors"}, indent=2))
     for n in unexplained:
         print("survivor not argued equivalent:", n)

@@ -31,11 +31,23 @@ TESTS = ["tests/market/test_ledger_fold.py", "tests/market/test_ledger_follower.
 RESULT = ROOT / "bench" / "results" / "mutation-market.json"
 
 #: mutant name -> why no test can tell it from the original (reviewed one by one).
+_OVERWRITTEN = (
+    "is overwritten before it is read: `__init__` calls `_start_clean()` right after, which sets "
+    "`_events = []` and `_read_through = from_block - 1` again (and if it raises, no follower exists)"
+)
 EQUIVALENT: dict[str, str] = {
-    "market.ledger.xǁLedgerFollowerǁsync__mutmut_2": (
+    "market.ledger.xǁLedgerFollowerǁsync__mutmut_6": (
         "`head > read_through` -> `>=`: when head == read_through the mutant reads the empty range "
         "[head + 1, head] (EventReader.pages yields no page, so no RPC call and no event) and sets "
         "read_through to the value it already has; state and answers are identical"
+    ),
+    "market.ledger.xǁLedgerFollowerǁ__init____mutmut_11": ("`_events = None` " + _OVERWRITTEN),
+    "market.ledger.xǁLedgerFollowerǁ__init____mutmut_12": ("`_read_through = None` " + _OVERWRITTEN),
+    "market.ledger.xǁLedgerFollowerǁ__init____mutmut_13": (
+        "`_read_through = from_block + 1` " + _OVERWRITTEN
+    ),
+    "market.ledger.xǁLedgerFollowerǁ__init____mutmut_14": (
+        "`_read_through = from_block - 2` " + _OVERWRITTEN
     ),
 }
 

@@ -536,7 +536,16 @@ class MarketClient:
         return result
 
     def pair_tree(self, round_id: int) -> PairTree:
-        """The pairs of round `round_id` and their Merkle tree, from its `RoundOpened` event."""
+        """The pairs of round `round_id` and their Merkle tree, from its `RoundOpened` event.
+
+        A cached tree is used only while the contract still commits to its root: after a chain
+        reset (or a reorg) round `round_id` can be another round with other pairs, and a proof from
+        the old tree would be refused (`NotInRound`) forever."""
+        cached = self._trees.get(round_id)
+        if cached is not None:
+            values = self.call_struct(self.contract.functions.getRound(round_id), "getRound")
+            if bytes(values["pairsRoot"]) != cached.root:
+                del self._trees[round_id]
         if round_id not in self._trees:
             logs = self._event_logs("RoundOpened", [round_id.to_bytes(32, "big")])
             if not logs:

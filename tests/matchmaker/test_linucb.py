@@ -237,3 +237,261 @@ def test_exploration_schedules_known_values() -> None:
         betas.append(bandit.beta())
     assert bandit.n_batches == 3
     assert betas == [2.0, 2.0 / math.sqrt(2.0), 2.0 / math.sqrt(3.0), 1.0]
+
+
+def test_discounted_updates_known_answers() -> None:
+    """gamma = 0.5, ridge 2: every number below is exact in binary and computed by hand."""
+    bandit = LinUCB(LinUCBConfig(dim=2, ridge=2.0, discount=0.5))
+    bandit.update(np.array([[1.0, 2.0]]), [3.0], round=0)
+    # discounted first (0.5 * 2I + 0.5 * 2I = 2I: the prior never fades), then the row
+    assert bandit.a.tolist() == [[3.0, 2.0], [2.0, 6.0]]
+    assert bandit.b.tolist() == [3.0, 6.0]
+    assert bandit.ctx_sum.tolist() == [1.0, 2.0]
+    bandit.update(np.array([[0.0, 1.0]]), [1.0], round=1)
+    # A = 0.5 A + 0.5 * 2 I = [[2.5, 1], [1, 4]], + x x^T; b and s halved, + r x and + x
+    assert bandit.a.tolist() == [[2.5, 1.0], [1.0, 5.0]]
+    assert bandit.b.tolist() == [1.5, 4.0]
+    assert bandit.ctx_sum.tolist() == [0.5, 2.0]
+    # the reward statistics are not discounted: mean of 3 and 1, m2 = (3 - 2)^2 + (1 - 2)^2
+    assert (bandit.n_obs, bandit.n_batches, bandit.last_round) == (2, 2, 1)
+    assert (bandit.reward_mean, bandit.reward_m2) == (2.0, 2.0)
+    assert bandit.reward_stats() == (2.0, math.sqrt(2.0))
+    # theta = A^-1 (b - mu s) / sigma = [[5, -1], [-1, 2.5]] / 11.5 @ [0.5, 0] / sqrt 2
+    root2 = math.sqrt(2.0)
+    assert bandit.theta().tolist() == pytest.approx([2.5 / 11.5 / root2, -0.5 / 11.5 / root2], rel=1e-14)
+    assert bandit.a_inverse().ravel().tolist() == pytest.approx(
+        [5.0 / 11.5, -1.0 / 11.5, -1.0 / 11.5, 2.5 / 11.5], rel=1e-14
+    )
+    scores = bandit.scores(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    assert scores.mean.tolist() == pytest.approx([2.5 / 11.5 / root2, -0.5 / 11.5 / root2], rel=1e-14)
+    assert scores.bonus.tolist() == pytest.approx([math.sqrt(5.0 / 11.5), math.sqrt(2.5 / 11.5)], rel=1e-14)
+    assert scores.ucb.tolist() == pytest.approx((scores.mean + scores.bonus).tolist(), rel=1e-15)
+    theta, linv, beta = bandit.scoring_factors()
+    assert theta.tolist() == bandit.theta().tolist()
+    assert (linv.T @ linv).ravel().tolist() == pytest.approx(bandit.a_inverse().ravel().tolist(), rel=1e-15)
+    assert beta == 1.0
+    assert bandit.to_dict()["config"]["discount"] == 0.5
+
+
+def test_undiscounted_known_answers_and_config_bytes() -> None:
+    bandit = LinUCB(LinUCBConfig(dim=2, ridge=2.0, beta0=3.0))
+    assert bandit.a.tolist() == [[2.0, 0.0], [0.0, 2.0]]
+    bandit.update(np.array([[1.0, 2.0], [0.0, 1.0]]), [3.0, 1.0])
+    assert bandit.a.tolist() == [[3.0, 2.0], [2.0, 7.0]]
+    assert bandit.b.tolist() == [3.0, 7.0]
+    assert bandit.ctx_sum.tolist() == [1.0, 3.0]
+    assert bandit.last_round is None
+    # c = (b - 2 s) / sqrt 2 = [1, 1] / sqrt 2; A^-1 = [[7, -2], [-2, 3]] / 17
+    root2 = math.sqrt(2.0)
+    assert bandit.theta().tolist() == pytest.approx([5.0 / 17 / root2, 1.0 / 17 / root2], rel=1e-14)
+    scores = bandit.scores(np.array([[1.0, 1.0]]))
+    bonus = math.sqrt((7.0 - 4.0 + 3.0) / 17)
+    assert scores.bonus.tolist() == pytest.approx([bonus], rel=1e-14)
+    assert scores.ucb.tolist() == pytest.approx([6.0 / 17 / root2 + 3.0 * bonus], rel=1e-14)
+    # the config as stored: `discount` only when it is not 1, every number a float
+    assert bandit.to_dict()["config"] == {
+        "dim": 2,
+        "ridge": 2.0,
+        "beta0": 3.0,
+        "beta_schedule": "constant",
+        "beta_tau": 20.0,
+        "normalise_rewards": True,
+    }
+    config = LinUCBConfig(dim=1, ridge=2, beta0=1, beta_tau=3, discount=1)
+    assert [type(v) for v in (config.ridge, config.beta0, config.beta_tau, config.discount)] == [float] * 4
+    assert "discount" not in LinUCB(config).to_dict()["config"]
+    assert LinUCB.from_dict(bandit.to_dict()).to_json() == bandit.to_json()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dim": 0}, r"^dim must be an int in \[1, 512\], got 0$"),
+        ({"dim": 513}, r"^dim must be an int in \[1, 512\], got 513$"),
+        ({"dim": True}, r"^dim must be an int in \[1, 512\], got True$"),
+        ({"dim": 2.0}, r"^dim must be an int in \[1, 512\], got 2.0$"),
+        ({"dim": 1, "ridge": 0.0}, r"^ridge must be a finite positive number, got 0.0$"),
+        ({"dim": 1, "ridge": math.inf}, r"^ridge must be a finite positive number, got inf$"),
+        ({"dim": 1, "ridge": "1"}, r"^ridge must be a finite positive number, got '1'$"),
+        ({"dim": 1, "beta_tau": -1.0}, r"^beta_tau must be a finite positive number, got -1.0$"),
+        ({"dim": 1, "beta_tau": math.nan}, r"^beta_tau must be a finite positive number, got nan$"),
+        ({"dim": 1, "beta0": -1e-300}, r"^beta0 must be finite and >= 0, got -1e-300$"),
+        ({"dim": 1, "beta0": math.inf}, r"^beta0 must be finite and >= 0, got inf$"),
+        ({"dim": 1, "beta0": "1"}, r"^beta0 must be finite and >= 0, got '1'$"),
+        ({"dim": 1, "beta_schedule": "linear"}, r"^unknown beta_schedule 'linear'$"),
+        ({"dim": 1, "discount": 0.0}, r"^discount must be in \(0, 1\], got 0.0$"),
+        ({"dim": 1, "discount": 1.5}, r"^discount must be in \(0, 1\], got 1.5$"),
+        ({"dim": 1, "discount": True}, r"^discount must be in \(0, 1\], got True$"),
+        ({"dim": 1, "discount": "1"}, r"^discount must be in \(0, 1\], got '1'$"),
+    ],
+)
+def test_config_refuses_values_outside_their_bounds(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LinUCBConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_config_accepts_its_bounds() -> None:
+    assert LinUCBConfig(dim=1).dim == 1
+    assert LinUCBConfig(dim=512).dim == 512
+    assert LinUCBConfig(dim=1, beta0=0.0).beta0 == 0.0
+    assert LinUCBConfig(dim=1, discount=1.0).discount == 1.0
+    assert LinUCBConfig(dim=1, discount=1e-9).discount == 1e-9
+    assert LinUCBConfig(dim=1, ridge=1e-300, beta_tau=1e-300).ridge == 1e-300
+
+
+def _state() -> dict[str, object]:
+    bandit = LinUCB(LinUCBConfig(dim=2))
+    bandit.update(np.array([[1.0, 2.0], [0.0, 1.0]]), [3.0, 1.0], round=4)
+    return bandit.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"version": 2}, r"^unsupported LinUCB state version 2$"),
+        ({"version": None}, r"^unsupported LinUCB state version None$"),
+        ({"config": None}, r"^LinUCB state lacks its config$"),
+        ({"config": [2]}, r"^LinUCB state lacks its config$"),
+        ({"a": [[1.0, 0.0]]}, r"^LinUCB state arrays have the wrong shape$"),
+        ({"b": [1.0]}, r"^LinUCB state arrays have the wrong shape$"),
+        ({"ctx_sum": [1.0, 2.0, 3.0]}, r"^LinUCB state arrays have the wrong shape$"),
+        ({"a": [[1.0, math.inf], [0.0, 1.0]]}, r"^LinUCB state arrays must be finite$"),
+        ({"b": [math.nan, 0.0]}, r"^LinUCB state arrays must be finite$"),
+        ({"ctx_sum": [0.0, -math.inf]}, r"^LinUCB state arrays must be finite$"),
+        ({"n_obs": -1}, r"^n_obs must be a non-negative int$"),
+        ({"n_obs": True}, r"^n_obs must be a non-negative int$"),
+        ({"n_obs": 2.0}, r"^n_obs must be a non-negative int$"),
+        ({"n_batches": -1}, r"^n_batches must be a non-negative int$"),
+        ({"n_batches": False}, r"^n_batches must be a non-negative int$"),
+        ({"last_round": True}, r"^last_round must be an int or null$"),
+        ({"last_round": 4.0}, r"^last_round must be an int or null$"),
+        ({"reward_mean": math.inf}, r"^reward statistics must be finite$"),
+        ({"reward_m2": math.nan}, r"^reward statistics must be finite$"),
+    ],
+)
+def test_from_dict_names_what_is_wrong(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LinUCB.from_dict({**_state(), **change})
+
+
+def test_from_dict_restores_every_field_and_accepts_zero_counters() -> None:
+    state = _state()
+    bandit = LinUCB.from_dict(state)
+    assert bandit.a.tolist() == [[2.0, 2.0], [2.0, 6.0]]
+    assert bandit.b.tolist() == [3.0, 7.0]
+    assert bandit.ctx_sum.tolist() == [1.0, 3.0]
+    assert (bandit.n_obs, bandit.n_batches, bandit.last_round) == (2, 1, 4)
+    assert (bandit.reward_mean, bandit.reward_m2) == (2.0, 2.0)
+    assert [a.dtype for a in (bandit.a, bandit.b, bandit.ctx_sum)] == [np.float64] * 3
+    fresh = LinUCB.from_dict({**state, "n_obs": 0, "n_batches": 0, "last_round": None})
+    assert (fresh.n_obs, fresh.n_batches, fresh.last_round) == (0, 0, None)
+    assert LinUCB.from_dict({**state, "last_round": -3}).last_round == -3
+    copied = bandit.copy()
+    assert copied.state_digest() == bandit.state_digest()
+    assert copied.a is not bandit.a
+
+
+def test_a_singular_design_matrix_is_refused_by_name() -> None:
+    singular = {**_state(), "a": [[1.0, 1.0], [1.0, 1.0]]}  # positive semi-definite, not definite
+    with pytest.raises(ArithmeticError, match=r"^design matrix is not positive definite$"):
+        LinUCB.from_dict(singular).theta()
+    with pytest.raises(ArithmeticError, match=r"^design matrix is not positive definite$"):
+        LinUCB.from_dict({**_state(), "a": [[-1.0, 0.0], [0.0, 1.0]]}).theta()
+
+
+@pytest.mark.parametrize(
+    ("contexts", "message"),
+    [
+        (np.ones(2), r"^contexts must have shape \(n, 2\), got \(2,\)$"),
+        (np.ones((3, 3)), r"^contexts must have shape \(n, 2\), got \(3, 3\)$"),
+        (np.ones((1, 2), dtype=np.float32), r"^contexts must be float64, got float32$"),
+        (np.array([[1.0, math.nan]]), r"^contexts must be finite$"),
+    ],
+)
+def test_contexts_are_checked_by_name(contexts: np.ndarray, message: str) -> None:
+    bandit = LinUCB(LinUCBConfig(dim=2))
+    with pytest.raises(ValueError, match=message):
+        bandit.scores(contexts)
+    with pytest.raises(ValueError, match=message):
+        bandit.update(contexts, [1.0] * max(1, len(contexts)))
+
+
+def test_update_messages_and_round_rules() -> None:
+    bandit = LinUCB(LinUCBConfig(dim=1))
+    x = np.ones((2, 1))
+    with pytest.raises(ValueError, match=r"^2 contexts but rewards of shape \(3,\)$"):
+        bandit.update(x, [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"^2 contexts but rewards of shape \(1, 2\)$"):
+        bandit.update(x, np.ones((1, 2)))
+    with pytest.raises(
+        ValueError, match=r"^rewards must be finite \(report missing rewards by leaving them out\)$"
+    ):
+        bandit.update(x, [1.0, math.inf])
+    for bad in (-1, True, 1.0):
+        with pytest.raises(ValueError, match=rf"^round must be a non-negative int, got {bad!r}$"):
+            bandit.update(x, [1.0, 2.0], round=bad)  # type: ignore[arg-type]
+    bandit.update(x, [1.0, 2.0], round=0)  # round 0 is a round
+    assert bandit.last_round == 0
+    with pytest.raises(ValueError, match=r"^round 0 is not after the last observed round 0$"):
+        bandit.update(x, [1.0, 2.0], round=0)
+    bandit.update(x, [1.0, 2.0])  # no round given: the last one stays
+    assert bandit.last_round == 0
+    bandit.update(x, [1.0, 2.0], round=1)
+    assert (bandit.last_round, bandit.n_batches, bandit.n_obs) == (1, 3, 6)
+
+
+@pytest.mark.parametrize("ridge", [2.0, 3.0, 0.7])
+def test_the_cholesky_diagonal_is_a_square_root(ridge: float) -> None:
+    """d = 1: L = [sqrt(a)], L^-1 = [1 / sqrt(a)] to the bit (for these ``a``, ``a / sqrt(a)`` is
+    another double: the factor must take the root, not a quotient)."""
+    _, linv, _ = LinUCB(LinUCBConfig(dim=1, ridge=ridge)).scoring_factors()
+    assert linv.tolist() == [[1.0 / math.sqrt(ridge)]]
+    two = LinUCB(LinUCBConfig(dim=2, ridge=ridge))
+    assert two.scoring_factors()[1].tolist() == [[1.0 / math.sqrt(ridge), 0.0], [0.0, 1.0 / math.sqrt(ridge)]]
+
+
+def test_loaded_integer_arrays_and_integer_rewards_are_floats() -> None:
+    state = {**_state(), "a": [[2, 2], [2, 6]], "b": [3, 7], "ctx_sum": [1, 3]}
+    bandit = LinUCB.from_dict(state)
+    assert [a.dtype for a in (bandit.a, bandit.b, bandit.ctx_sum)] == [np.float64] * 3
+    bandit.update(np.array([[0.5, 0.25]]), [1], round=5)  # in-place float updates must work
+    assert bandit.a.tolist() == [[2.25, 2.125], [2.125, 6.0625]]
+    huge = LinUCB(LinUCBConfig(dim=1))
+    huge.update(np.ones((1, 1)), [2**70])  # an int beyond int64 is still a float reward
+    assert huge.reward_mean == 2.0**70
+    assert huge.b.tolist() == [2.0**70]
+
+
+def test_state_digest_of_a_fresh_bandit_by_hand() -> None:
+    bandit = LinUCB(LinUCBConfig(dim=1, ridge=2.0))
+    parts = [
+        b"knexa.linucb.state.v1\x00",
+        struct.pack("<qqqqq", 1, 1, 0, 0, -1),
+        struct.pack("<dd", 0.0, 0.0),
+    ]
+    for arr in (np.array([[2.0]]), np.array([0.0]), np.array([0.0])):
+        parts.append(b"f8" + struct.pack("<q", arr.ndim) + b"".join(struct.pack("<q", k) for k in arr.shape))
+        parts.append(arr.astype("<f8").tobytes())
+    assert bandit.state_digest() == hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+def test_discount_keeps_the_prior_for_any_ridge() -> None:
+    """ridge 4, gamma 0.5: A = 0.5 * 4I + (1 - 0.5) * 4 I = 4I; b and s halve."""
+    bandit = LinUCB(LinUCBConfig(dim=2, ridge=4.0, discount=0.5))
+    bandit.update(np.zeros((0, 2)), [])
+    assert bandit.a.tolist() == [[4.0, 0.0], [0.0, 4.0]]
+    bandit.update(np.array([[2.0, 0.0]]), [1.0])
+    bandit.update(np.zeros((0, 2)), [])
+    assert bandit.a.tolist() == [[6.0, 0.0], [0.0, 4.0]]  # 0.5 * (4 + 4) + 2, 0.5 * 4 + 2
+    assert bandit.b.tolist() == [1.0, 0.0]
+    assert bandit.ctx_sum.tolist() == [1.0, 0.0]
+
+
+def test_an_undiscounted_update_leaves_every_bit_of_the_state() -> None:
+    """gamma = 1 touches nothing: not even the sign of a zero (the state digest is over the bytes)."""
+    state = {**_state(), "a": [[2.0, -0.0], [-0.0, 2.0]], "b": [-0.0, 1.0], "ctx_sum": [-0.0, 0.0]}
+    bandit = LinUCB.from_dict(state)
+    bandit.update(np.zeros((0, 2)), [], round=5)
+    assert [
+        math.copysign(1.0, v) for v in (bandit.a[0, 1], bandit.a[1, 0], bandit.b[0], bandit.ctx_sum[0])
+    ] == [-1.0] * 4
