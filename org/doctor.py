@@ -125,7 +125,7 @@ def check_model(home: Path) -> tuple[str, str]:
     return (
         f"{base.name} ({base.spec.family}, {params / 1e6:.1f} M parameters, vocabulary "
         f"{base.codec.vocab_size}) loads in {time.perf_counter() - started:.1f} s; "
-        f"identity {base.identity[:16]}, tokenizer {base.tokenizer_digest}",
+        f"identity {base.identity[:16]}, tokenizer {base.tokenizer_digest}, {base.prompt_format} prompts",
         "",
     )
 
