@@ -168,6 +168,7 @@ def run_formats(args: argparse.Namespace) -> dict[str, Any]:
             "passed": sum(result.passed),
             "pass_at_1": result.rate,
             "empty_completions": sum(not c.strip() for c in result.completions),
+            "passed_problems": [p.pid for p, ok in zip(problems, result.passed, strict=True) if ok],
             "wall_s": round(time.perf_counter() - started, 1),
         }
         _save("formats", report)
@@ -226,7 +227,11 @@ def run_federation(args: argparse.Namespace) -> dict[str, Any]:
             learner = LoraLearner.from_own_files(name, home, settings)
             learner.agent.model.to(args.device)
             learners[name] = learner
-            if phase(f"{name}: load + warm-up + validation", started, val_pass_at_1=learner.memory.val):
+            loaded = {
+                "val_pass_at_1": learner.memory.val,
+                "prompt_format": "plain" if learner.codec.chat is None else "chat template",
+            }
+            if phase(f"{name}: load + warm-up + validation", started, **loaded):
                 return report
         bundles = {}
         for teacher, student in (("org-a", "org-b"), ("org-b", "org-a")):
@@ -236,10 +241,11 @@ def run_federation(args: argparse.Namespace) -> dict[str, Any]:
                     1, teacher, student, student_tokenizer=learners[student].codec.identity
                 )
                 kept = len(bundles[student].prompt_ids)
+                mode = "logits" if bundles[student].topk is not None else "text"
             except Exception as error:  # a teacher with nothing that passes publishes nothing
-                kept = 0
+                kept, mode = 0, "none"
                 phases.append({"phase": f"{teacher} teaches {student}", "refused": str(error)})
-            if phase(f"{teacher} teaches {student}", started, kept=kept):
+            if phase(f"{teacher} teaches {student}", started, kept=kept, bundle=mode, of=len(transfer)):
                 return report
         for student, bundle in bundles.items():
             teacher = "org-b" if student == "org-a" else "org-a"
