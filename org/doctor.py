@@ -185,17 +185,8 @@ def sandbox_host() -> SandboxHost:
     error = ""
     if Path(sandbox.BWRAP).exists():
         try:
-            tried = subprocess.run(
-                [
-                    sandbox.BWRAP,
-                    "--unshare-user",
-                    "--unshare-pid",
-                    "--unshare-net",
-                    "--ro-bind",
-                    "/",
-                    "/",
-                    "true",
-                ],
+            tried = subprocess.run(  # exactly what the sandbox asks of bubblewrap
+                [*sandbox._bwrap_args(), sandbox.SYSTEM_PYTHON, "-c", ""],
                 capture_output=True,
                 text=True,
                 timeout=10,
@@ -238,6 +229,13 @@ def sandbox_advice(host: SandboxHost) -> str:
             "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10 and later): on the host, "
             "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or an AppArmor profile that "
             "lets bwrap create them."
+        )
+    elif host.container is not None and "mount proc" in host.bwrap_error:
+        why = (
+            f"this {host.container} container masks paths of its /proc, so bubblewrap may not mount the "
+            'fresh /proc each program gets: run it with `security_opt: ["systempaths=unconfined"]` '
+            "(Docker 20.10 and later, podman; podman also takes `unmask=ALL`), as the project's "
+            "docker-compose.yml does for the organizations."
         )
     elif host.container is not None and host.seccomp_filter:
         why = (

@@ -37,6 +37,16 @@ def test_docker_default_seccomp_is_named_with_what_to_do_and_what_unsafe_costs()
         assert cost in UNSAFE_COST
 
 
+def test_a_container_that_masks_proc_is_told_to_unmask_it() -> None:
+    # what bubblewrap says under podman's defaults (user namespaces allowed, /proc masked)
+    masked = replace(DOCKER, container="podman", bwrap_error="bwrap: Can't mount proc on /newroot/proc")
+    advice = sandbox_advice(masked)
+    assert "podman container masks paths of its /proc" in advice
+    assert "systempaths=unconfined" in advice
+    assert "seccomp profile" not in advice
+    assert advice.endswith(UNSAFE_COST)
+
+
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
