@@ -234,11 +234,14 @@ def run_federation(args: argparse.Namespace) -> dict[str, Any]:
             if phase(f"{name}: load + warm-up + validation", started, **loaded):
                 return report
         bundles = {}
+        from chain.accounts import dev_account
+
+        address = {"org-a": dev_account(2).address, "org-b": dev_account(3).address}  # bundles name them
         for teacher, student in (("org-a", "org-b"), ("org-b", "org-a")):
             started = time.perf_counter()
             try:
                 bundles[student] = learners[teacher].teach(
-                    1, teacher, student, student_tokenizer=learners[student].codec.identity
+                    1, address[teacher], address[student], student_tokenizer=learners[student].codec.identity
                 )
                 kept = len(bundles[student].prompt_ids)
                 mode = "logits" if bundles[student].topk is not None else "text"
