@@ -73,8 +73,10 @@ class Agent:
         budget: Budget,
         seed: int,
         logit_noise: float = 0.0,
+        eval_new_tokens: int = 64,
     ) -> None:
         self.org = org
+        self.eval_new_tokens = eval_new_tokens  # the generation length of validation
         self.spec = spec
         self.codec = codec
         self.budget = budget
@@ -135,7 +137,14 @@ class Agent:
         return rate
 
     def evaluate(self, problems: Sequence[Problem], evaluator: Evaluator) -> PassAt1:
-        return pass_at_1(self.model, self.codec, problems, evaluator, max_len=self.spec.max_len)
+        return pass_at_1(
+            self.model,
+            self.codec,
+            problems,
+            evaluator,
+            max_new_tokens=self.eval_new_tokens,
+            max_len=self.spec.max_len,
+        )
 
     def learn(
         self,

@@ -12,17 +12,6 @@ from agent.models.tokenizer import Codec
 from agent.training import IGNORE, Example, collate
 
 
-def extract_body(text: str) -> str:
-    """Keep the indented function body: stop at the first non-empty, non-indented line."""
-    lines: list[str] = []
-    for line in text.split("\n"):
-        if line.strip() and not line.startswith((" ", "\t")):
-            break
-        lines.append(line)
-    body = "\n".join(lines).rstrip()
-    return body + "\n" if body else ""
-
-
 @torch.no_grad()
 def greedy_complete(
     model: nn.Module,
@@ -33,11 +22,13 @@ def greedy_complete(
     batch_size: int = 32,
     max_len: int = 160,
 ) -> list[str]:
-    """Greedy completion of each prompt (left-padded batches, KV cache), cut to the function body."""
+    """Greedy completion of each prompt (left-padded batches, KV cache), cut to the function body.
+    Prompts are written as the codec says (an instruct model's chat format, else as they are)."""
     model.eval()
     out: list[str] = []
     for start in range(0, len(prompts), batch_size):
-        chunk = [codec.encode(p)[-(max_len - 8) :] for p in prompts[start : start + batch_size]]
+        batch = prompts[start : start + batch_size]
+        chunk = [codec.encode(codec.prompt_text(p))[-(max_len - 8) :] for p in batch]
         width = max(len(c) for c in chunk)
         new = max(1, min(max_new_tokens, max_len - width))
         ids = torch.full((len(chunk), width), codec.pad_id, dtype=torch.long)
@@ -53,10 +44,10 @@ def greedy_complete(
             eos_token_id=codec.eos_id,
             pad_token_id=codec.pad_id,
         )
-        for row in gen[:, width:].tolist():
+        for prompt, row in zip(batch, gen[:, width:].tolist(), strict=True):
             if codec.eos_id in row:
                 row = row[: row.index(codec.eos_id)]
-            out.append(extract_body(codec.decode(row)))
+            out.append(codec.completion_of(prompt, codec.decode(row)))
     return out
 
 
@@ -79,8 +70,8 @@ def topk_logprobs(
     ``noise`` > 0 adds seeded Gaussian noise of that std to the logits first (a low-quality
     teacher's noisier distributions).
     """
-    p = codec.encode(prompt)
-    c = [*codec.encode(completion), codec.eos_id]
+    p = codec.encode(codec.prompt_text(prompt))
+    c = [*codec.encode(codec.target_text(prompt, completion)), codec.eos_id]
     ids = (p + c)[:max_len]
     n_c = len(ids) - len(p)
     if n_c <= 0:

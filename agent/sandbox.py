@@ -638,8 +638,8 @@ def run_program(program: Program | str, limits: Limits | None = None, *, unsafe:
     level = isolation_level()
     if level is Isolation.UNSAFE and not unsafe:
         raise SandboxUnavailableError(
-            f"cannot isolate programs here ({BWRAP} cannot create namespaces); "
-            "pass unsafe=True (--unsafe-sandbox) to run them without isolation"
+            f"cannot isolate programs here ({BWRAP} cannot create namespaces; `knexa org doctor` "
+            "says why); pass unsafe=True (--unsafe-sandbox) to run them without isolation"
         )
     start = time.monotonic()
     status, tail = _POOL.run(program, limits, level is Isolation.FULL)

@@ -71,7 +71,7 @@ def bundle_examples(payload: BundlePayload, codec: Codec, mode: str, max_len: in
     out: list[KDExample] = []
     for e in payload.entries:
         if mode == "logits":
-            p = codec.encode(e.prompt)
+            p = codec.encode(codec.prompt_text(e.prompt))
             c = [int(t) for t in e.token_ids]
             if len(p) + len(c) > max_len or not c:
                 continue

@@ -43,9 +43,10 @@ class Budget:
 
 
 def encode_example(codec: Codec, prompt: str, completion: str, max_len: int) -> Example:
-    """Encode prompt and completion separately; loss only on the completion and EOS."""
-    p = codec.encode(prompt)
-    c = [*codec.encode(completion), codec.eos_id]
+    """Encode prompt and completion separately; loss only on the completion and EOS. An instruct
+    model's codec writes both in its chat format (`Codec.prompt_text`, `Codec.target_text`)."""
+    p = codec.encode(codec.prompt_text(prompt))
+    c = [*codec.encode(codec.target_text(prompt, completion)), codec.eos_id]
     ids = (p + c)[:max_len]
     labels = ([IGNORE] * len(p) + c)[:max_len]
     return Example(tuple(ids), tuple(labels))

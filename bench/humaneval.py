@@ -6,6 +6,11 @@ reference measured once on this project's CPU machine is 9/164 (5.5%). SmolLM2's
 higher HumanEval figures under its own harness (other prompts and post-processing), so the numbers
 are not comparable one to one.
 
+Part 1b (`formats`): the learner's own path (`org.model.load_base` on the converted checkpoint,
+`agent.evaluate.pass_at_1`, function bodies run after the prompt) with and without the chat
+template, on the first `--limit` problems: what the template is worth to an organization that
+brings SmolLM2 as its own model.
+
 Part 2 (`federation`): two organizations, each with SmolLM2 as its own model (the converted
 checkpoint directory, exactly as `knexa org init --model DIR` loads it) and half of HumanEval as its
 private data (canonical solutions train the adapter; the last fifth of each half validates). The
@@ -15,6 +20,7 @@ Every phase's wall time is recorded; with `--budget-s` the run stops after the p
 it, and the JSON says how far it got. The same command runs on a GPU with `--device cuda`.
 
     nice -n 10 .venv/bin/python bench/humaneval.py --part pass1 --threads 1
+    nice -n 10 .venv/bin/python bench/humaneval.py --part formats --limit 16
     .venv/bin/python bench/humaneval.py --part federation --device cuda
 
 Writes `bench/results/humaneval.json` (each part updates its own key).
@@ -129,6 +135,47 @@ def run_pass1(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def run_formats(args: argparse.Namespace) -> dict[str, Any]:
+    """Pass@1 on the learner's path with the chat template and with bare prompts."""
+    from agent.evaluate import pass_at_1
+    from agent.models.tokenizer import Codec
+    from org.model import load_base
+
+    problems = load_humaneval()[: args.limit]
+    started = time.perf_counter()
+    base = load_base(str(smollm2_checkpoint()), max_len=args.max_len)
+    base.model.to(args.device)
+    load_s = time.perf_counter() - started
+    chat = base.codec
+    plain = Codec(chat.tokenizer, eos="<|im_end|>", pad="<|im_end|>")
+    evaluator = Evaluator(workers=2)
+    report: dict[str, Any] = {
+        "model": "SmolLM2-135M-Instruct, loaded as an organization's own checkpoint (org.model.load_base)",
+        "decoding": f"greedy, {args.max_new_tokens} new tokens, the function body run after the prompt",
+        "n": len(problems),
+        "problems": [p.pid for p in problems],
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "load_s": round(load_s, 1),
+        "command": " ".join(sys.argv),
+    }
+    for name, codec in (("chat_template", chat), ("plain", plain)):
+        started = time.perf_counter()
+        result = pass_at_1(
+            base.model, codec, problems, evaluator, max_new_tokens=args.max_new_tokens, max_len=args.max_len
+        )
+        report[name] = {
+            "passed": sum(result.passed),
+            "pass_at_1": result.rate,
+            "empty_completions": sum(not c.strip() for c in result.completions),
+            "passed_problems": [p.pid for p, ok in zip(problems, result.passed, strict=True) if ok],
+            "wall_s": round(time.perf_counter() - started, 1),
+        }
+        _save("formats", report)
+        print(f"{name}: {report[name]}", flush=True)
+    return report
+
+
 def run_federation(args: argparse.Namespace) -> dict[str, Any]:
     """Two SmolLM2 organizations, half of HumanEval each, one round of distillation each way."""
     from org.data import write_problems
@@ -180,20 +227,28 @@ def run_federation(args: argparse.Namespace) -> dict[str, Any]:
             learner = LoraLearner.from_own_files(name, home, settings)
             learner.agent.model.to(args.device)
             learners[name] = learner
-            if phase(f"{name}: load + warm-up + validation", started, val_pass_at_1=learner.memory.val):
+            loaded = {
+                "val_pass_at_1": learner.memory.val,
+                "prompt_format": "plain" if learner.codec.chat is None else "chat template",
+            }
+            if phase(f"{name}: load + warm-up + validation", started, **loaded):
                 return report
         bundles = {}
+        from chain.accounts import dev_account
+
+        address = {"org-a": dev_account(2).address, "org-b": dev_account(3).address}  # bundles name them
         for teacher, student in (("org-a", "org-b"), ("org-b", "org-a")):
             started = time.perf_counter()
             try:
                 bundles[student] = learners[teacher].teach(
-                    1, teacher, student, student_tokenizer=learners[student].codec.identity
+                    1, address[teacher], address[student], student_tokenizer=learners[student].codec.identity
                 )
                 kept = len(bundles[student].prompt_ids)
+                mode = "logits" if bundles[student].topk is not None else "text"
             except Exception as error:  # a teacher with nothing that passes publishes nothing
-                kept = 0
+                kept, mode = 0, "none"
                 phases.append({"phase": f"{teacher} teaches {student}", "refused": str(error)})
-            if phase(f"{teacher} teaches {student}", started, kept=kept):
+            if phase(f"{teacher} teaches {student}", started, kept=kept, bundle=mode, of=len(transfer)):
                 return report
         for student, bundle in bundles.items():
             teacher = "org-b" if student == "org-a" else "org-a"
@@ -209,7 +264,7 @@ def run_federation(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("pass1", "federation", "both"), default="both")
+    parser.add_argument("--part", choices=("pass1", "formats", "federation", "both"), default="both")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
@@ -228,6 +283,8 @@ def main() -> None:
     if args.part in ("pass1", "both"):
         summary = run_pass1(args)
         print(f"Pass@1 {summary['passed']}/{summary['n']} (reference {REFERENCE['passed']}/{REFERENCE['n']})")
+    if args.part == "formats":
+        run_formats(args)
     if args.part in ("federation", "both"):
         report = run_federation(args)
         print(f"federation: complete={report['complete']} wall {report.get('wall_s')} s")

@@ -172,6 +172,10 @@ def smoke(stack: Stack, report: dict[str, Any], started: float) -> None:
         report.setdefault("organizations", {})[org] = lines[-12:]
         for line in lines[-6:]:
             log(f"{org}: {line[:150]}", started)
+    probe = "from agent.sandbox import isolation_level; print(isolation_level())"
+    isolation = stack.exec("org-a", "python", "-c", probe, timeout=120)
+    report["sandbox_isolation"] = isolation.stdout.strip() or isolation.stderr[-300:]
+    log(f"org-a: sandbox isolation {report['sandbox_isolation']}", started)
     replay = stack.exec(
         "matchmaker",
         "knexa",

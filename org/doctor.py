@@ -125,15 +125,144 @@ def check_model(home: Path) -> tuple[str, str]:
     return (
         f"{base.name} ({base.spec.family}, {params / 1e6:.1f} M parameters, vocabulary "
         f"{base.codec.vocab_size}) loads in {time.perf_counter() - started:.1f} s; "
-        f"identity {base.identity[:16]}, tokenizer {base.tokenizer_digest}",
+        f"identity {base.identity[:16]}, tokenizer {base.tokenizer_digest}, {base.prompt_format} prompts",
         "",
     )
+
+
+@dataclass(frozen=True)
+class SandboxHost:
+    """What decides whether bubblewrap can build the sandbox here (read by `sandbox_host`)."""
+
+    bwrap: bool  # bubblewrap is installed
+    python: bool  # the interpreter generated code runs with exists
+    container: str | None  # "docker", "podman" or None
+    seccomp_filter: bool  # this process runs under a seccomp filter (Seccomp: 2)
+    max_user_namespaces: int | None  # user.max_user_namespaces (None: unreadable)
+    unprivileged_userns_clone: int | None  # Debian's kernel.unprivileged_userns_clone
+    apparmor_restricts_userns: bool  # Ubuntu's kernel.apparmor_restrict_unprivileged_userns = 1
+    bwrap_error: str = ""  # what bubblewrap said when asked for the namespaces
+
+
+#: What running without isolation costs, said with every piece of advice.
+UNSAFE_COST = (
+    "Without isolation an organization does not evaluate at all (its learner refuses to start); "
+    "`knexa agent evaluate --unsafe-sandbox` runs programs without it: they keep the rlimits, the "
+    "timeout, a fresh folder and an empty environment, but can read whatever this user can (the "
+    "organization's home and keystore, other processes' environment such as KNEXA_PASSWORD), reach "
+    "the network (the chain's RPC and the IPFS API on a compose network) and outlive their run."
+)
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def sandbox_host() -> SandboxHost:
+    """Read the facts `sandbox_advice` needs from this machine (and ask bubblewrap once)."""
+    import subprocess
+
+    from agent import sandbox
+
+    container = (
+        "docker"
+        if Path("/.dockerenv").exists()
+        else "podman"
+        if Path("/run/.containerenv").exists()
+        else None
+    )
+    seccomp = False
+    try:
+        status = Path("/proc/self/status").read_text()
+        seccomp = any(
+            line.split()[1:] == ["2"] for line in status.splitlines() if line.startswith("Seccomp:")
+        )
+    except OSError:
+        pass
+    error = ""
+    if Path(sandbox.BWRAP).exists():
+        try:
+            tried = subprocess.run(  # exactly what the sandbox asks of bubblewrap
+                [*sandbox._bwrap_args(), sandbox.SYSTEM_PYTHON, "-c", ""],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            error = " ".join(tried.stderr.split())[:200]
+        except (OSError, subprocess.TimeoutExpired) as failure:
+            error = str(failure)
+    return SandboxHost(
+        bwrap=Path(sandbox.BWRAP).exists(),
+        python=Path(sandbox.SYSTEM_PYTHON).exists(),
+        container=container,
+        seccomp_filter=seccomp,
+        max_user_namespaces=_read_int("/proc/sys/user/max_user_namespaces"),
+        unprivileged_userns_clone=_read_int("/proc/sys/kernel/unprivileged_userns_clone"),
+        apparmor_restricts_userns=_read_int("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == 1,
+        bwrap_error=error,
+    )
+
+
+def sandbox_advice(host: SandboxHost) -> str:
+    """Why bubblewrap cannot isolate programs on `host` and what to do, most likely cause first."""
+    from agent import sandbox
+
+    if not host.bwrap:
+        why = (
+            f"install bubblewrap ({sandbox.BWRAP}: `apt-get install bubblewrap`; the project's image has it)."
+        )
+    elif not host.python:
+        why = f"install Python 3 as {sandbox.SYSTEM_PYTHON}: the sandbox runs generated code with it."
+    elif host.max_user_namespaces == 0:
+        why = "the kernel allows no user namespaces: on the host, `sysctl -w user.max_user_namespaces=15000`."
+    elif host.unprivileged_userns_clone == 0:
+        why = (
+            "the kernel refuses unprivileged user namespaces: on the host, "
+            "`sysctl -w kernel.unprivileged_userns_clone=1`."
+        )
+    elif host.apparmor_restricts_userns:
+        why = (
+            "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10 and later): on the host, "
+            "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or an AppArmor profile that "
+            "lets bwrap create them."
+        )
+    elif host.container is not None and "mount proc" in host.bwrap_error:
+        why = (
+            f"this {host.container} container masks paths of its /proc, so bubblewrap may not mount the "
+            'fresh /proc each program gets: run it with `security_opt: ["systempaths=unconfined"]` '
+            "(Docker 20.10 and later, podman; podman also takes `unmask=ALL`), as the project's "
+            "docker-compose.yml does for the organizations."
+        )
+    elif host.container is not None and host.seccomp_filter:
+        why = (
+            f"this {host.container} container's seccomp profile blocks the user namespaces bubblewrap needs "
+            "(Docker's default profile allows unshare, setns, mount and clone/clone3 with CLONE_NEWUSER only "
+            "with CAP_SYS_ADMIN, so an unprivileged container cannot): run it with a seccomp profile that "
+            "allows them (Docker's default with those syscalls moved to the unconditional list: "
+            '`security_opt: ["seccomp=bwrap-seccomp.json"]`), or `seccomp=unconfined`; where Docker\'s '
+            "AppArmor profile is active, also `apparmor=unconfined` (docker-default denies mount). "
+            "`--privileged` works too, but gives the container far more than the sandbox needs."
+        )
+    else:
+        why = "bubblewrap cannot create user, PID and network namespaces here."
+    said = f" bwrap said: {host.bwrap_error}" if host.bwrap_error else ""
+    return f"{why}{said} {UNSAFE_COST}"
 
 
 def check_sandbox(programs: int = 16) -> tuple[str, str]:
     from agent import sandbox
 
     level = sandbox.isolation_level()
+    if level != "full":
+        raise _ProblemError(
+            f"isolation {level}: bubblewrap cannot build the sandbox here, so generated programs "
+            "cannot be run isolated",
+            sandbox_advice(sandbox_host()),
+        )
     evaluator = sandbox.Evaluator(workers=2)
     sources = [f"assert {i} + 1 == {i + 1}\n" for i in range(programs)]
     started = time.perf_counter()
@@ -144,13 +273,7 @@ def check_sandbox(programs: int = 16) -> tuple[str, str]:
             "trivial programs fail in the sandbox",
             f"check that {sandbox.SYSTEM_PYTHON} runs and /tmp is writable",
         )
-    detail = f"isolation {level}; {programs / elapsed:.0f} programs/s with 2 workers"
-    fix = (
-        ""
-        if level == "full"
-        else "run as root (e.g. in the project's container) for network, file-system and PID isolation"
-    )
-    return detail, fix
+    return f"isolation {level}; {programs / elapsed:.0f} programs/s with 2 workers", ""
 
 
 def check_chain(home: Path) -> tuple[str, str]:

@@ -140,6 +140,7 @@ class LoraLearner:
         config: ExperimentConfig,
         seed: int,
         privacy_seed: tuple[int, int],
+        eval_new_tokens: int = 64,
     ) -> None:
         torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
         self.name = name
@@ -150,7 +151,9 @@ class LoraLearner:
         self.codec = codec
         self.spec = spec
         self.base_ref = base_ref
-        self.agent = Agent(org, spec, codec, base, budget=config.budget, seed=seed)
+        self.agent = Agent(
+            org, spec, codec, base, budget=config.budget, seed=seed, eval_new_tokens=eval_new_tokens
+        )
         self.evaluator = Evaluator(workers=config.workers)
         self._adapter_path = home / "adapter.safetensors"
         self._memory_path = home / "learner.json"
@@ -223,11 +226,13 @@ class LoraLearner:
         config = own_config(settings, base.spec)
         ref = BaseModelRef(base.name, base.weights_digest, base.tokenizer_digest)
         log.info(
-            "%s: base model %s (weights %s, tokenizer %s); %d training and %d validation problems",
+            "%s: base model %s (weights %s, tokenizer %s, %s prompts); "
+            "%d training and %d validation problems",
             name,
             base.source,
             base.weights_digest[:16],
             base.tokenizer_digest,
+            base.prompt_format,
             len(train),
             len(val),
         )
@@ -243,6 +248,8 @@ class LoraLearner:
             config=config,
             seed=seed,
             privacy_seed=(seed, 0),
+            # validation generates as long as the teacher does when the organization sets a length
+            eval_new_tokens=int(settings.get("max_new_tokens", 64)),
         )
 
     # ------------------------------------------------------------------ persistence

@@ -6,6 +6,10 @@ A checkpoint directory holds `config.json`, safetensors weights and a fast token
 `SCALE:FAMILY` (`tiny:llama`, `small:gpt2`, `smoke:neox`): the cached pretrained tiny models the
 benchmark uses.
 
+An instruct checkpoint (its tokenizer has a chat template, e.g. SmolLM2-135M-Instruct) is
+prompted through that template (`agent.models.chat.ChatFormat`); a checkpoint without one,
+such as a saved zoo model, reads the bare prompt. The choice is logged and `describe` names it.
+
 The model's identity is a digest of its weights and its tokenizer. It goes into the profile, the
 adapter bundle and (as the tokenizer's digest) every knowledge bundle, so a student can tell whether a
 teacher's top-k logits are usable (same tokenizer) or only its completions are.
@@ -14,12 +18,15 @@ teacher's top-k logits are usable (same tokenizer) or only its completions are.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from org.errors import OrgError
+
+log = logging.getLogger(__name__)
 
 #: transformers `model_type` -> the family whose LoRA targets apply.
 FAMILIES = {"llama": "llama", "gpt2": "gpt2", "gpt_neox": "neox"}
@@ -47,6 +54,11 @@ class BaseModel:
         return str(self.codec.identity)
 
     @property
+    def prompt_format(self) -> str:
+        """`chat template` (an instruct model's) or `plain`."""
+        return "plain" if self.codec.chat is None else "chat template"
+
+    @property
     def identity(self) -> str:
         """One digest naming weights and tokenizer together (the adapter's `base_model.revision`)."""
         return model_identity(self.weights_digest, self.tokenizer_digest)
@@ -59,6 +71,7 @@ class BaseModel:
             "weights": self.weights_digest,
             "tokenizer": self.tokenizer_digest,
             "identity": self.identity,
+            "prompt_format": self.prompt_format,
         }
 
 
@@ -123,6 +136,7 @@ def _load_directory(path: Path, lora_rank: int | None, max_len: int | None) -> B
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from agent.models.chat import chat_format_of
     from agent.models.tokenizer import Codec
     from agent.models.zoo import ModelSpec
 
@@ -138,10 +152,15 @@ def _load_directory(path: Path, lora_rank: int | None, max_len: int | None) -> B
     eos = tokenizer.eos_token
     if eos is None:
         raise ModelLoadError(f"{path}: the tokenizer has no eos_token (set it in tokenizer_config.json)")
+    chat = chat_format_of(tokenizer)
     try:
-        codec = Codec(backend, eos=str(eos), pad=str(tokenizer.pad_token or eos))
+        codec = Codec(backend, eos=str(eos), pad=str(tokenizer.pad_token or eos), chat=chat)
     except ValueError as error:
         raise ModelLoadError(f"{path}: {error}") from error
+    if chat is None:
+        log.info("%s: no chat template: prompts are the bare function prompts", path.name)
+    else:
+        log.info("%s: an instruct model: prompts go through its tokenizer's chat template", path.name)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(path), local_files_only=True, dtype=torch.float32, use_safetensors=True

@@ -20,6 +20,7 @@ from typing import Any
 
 from agent.cache import cache_dir
 from agent.data.problems import Problem
+from agent.models.chat import INSTRUCTION, chat_format_of
 from agent.models.tokenizer import Codec
 
 
@@ -120,8 +121,14 @@ def load_smollm2(cache: Path | None = None) -> tuple[Any, Any]:
 
 
 def smollm2_codec(hf_tokenizer: Any) -> Codec:
-    """A :class:`Codec` over SmolLM2's fast tokenizer (EOS ``<|im_end|>``, pad ``<|endoftext|>``)."""
-    return Codec(hf_tokenizer.backend_tokenizer, eos="<|im_end|>", pad="<|endoftext|>")
+    """A :class:`Codec` over SmolLM2's fast tokenizer (EOS ``<|im_end|>``, pad ``<|endoftext|>``),
+    prompting through its chat template."""
+    return Codec(
+        hf_tokenizer.backend_tokenizer,
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+        chat=chat_format_of(hf_tokenizer),
+    )
 
 
 def chat_prompt(hf_tokenizer: Any, problem: Problem) -> str:
@@ -129,8 +136,7 @@ def chat_prompt(hf_tokenizer: Any, problem: Problem) -> str:
     messages = [
         {
             "role": "user",
-            "content": "Complete this Python function. Answer with one code block.\n\n"
-            f"```python\n{problem.prompt}```",
+            "content": f"{INSTRUCTION}\n\n```python\n{problem.prompt}```",
         },
     ]
     return str(hf_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))

@@ -15,15 +15,25 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from agent.cache import cache_dir
+from agent.models.chat import ChatFormat
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 
 
 class Codec:
-    """A small typed wrapper over a ``tokenizers.Tokenizer`` (no special tokens added on encode)."""
+    """A small typed wrapper over a ``tokenizers.Tokenizer`` (no special tokens added on encode).
 
-    def __init__(self, tokenizer: Tokenizer, *, eos: str = EOS, pad: str = PAD) -> None:
+    ``chat`` (an instruct model's `ChatFormat`) changes how prompts, training targets and
+    generated answers are written and read (`prompt_text`, `target_text`, `completion_of`);
+    without it the prompt is read as it is, the target is the body and the answer is cut to the
+    body. The identity covers the chat format: two codecs with one identity turn a prompt and a
+    completion into the same token sequence, which is what lets top-k logits travel between them.
+    """
+
+    def __init__(
+        self, tokenizer: Tokenizer, *, eos: str = EOS, pad: str = PAD, chat: ChatFormat | None = None
+    ) -> None:
         self.tokenizer = tokenizer
         eos_id = tokenizer.token_to_id(eos)
         pad_id = tokenizer.token_to_id(pad)
@@ -31,11 +41,27 @@ class Codec:
             raise ValueError(f"tokenizer lacks the {eos} / {pad} special tokens")
         self.eos_id: int = eos_id
         self.pad_id: int = pad_id
-        self.identity = "bpe-" + hashlib.sha256(tokenizer.to_str().encode()).hexdigest()[:16]
+        self.chat = chat
+        digest = hashlib.sha256(tokenizer.to_str().encode())
+        if chat is not None:
+            digest.update(f"\0chat\0{chat.head}\0{chat.tail}".encode())
+        self.identity = "bpe-" + digest.hexdigest()[:16]
 
     @property
     def vocab_size(self) -> int:
         return int(self.tokenizer.get_vocab_size())
+
+    def prompt_text(self, prompt: str) -> str:
+        """What the model reads for a problem's prompt (chat-formatted for an instruct model)."""
+        return prompt if self.chat is None else self.chat.prompt(prompt)
+
+    def target_text(self, prompt: str, completion: str) -> str:
+        """What the model is trained to write after `prompt_text` (the caller adds EOS)."""
+        return completion if self.chat is None else self.chat.target(prompt, completion)
+
+    def completion_of(self, prompt: str, generated: str) -> str:
+        """The function body in what the model generated after `prompt_text(prompt)`."""
+        return extract_body(generated) if self.chat is None else self.chat.completion(prompt, generated)
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
@@ -49,6 +75,17 @@ class Codec:
     @classmethod
     def load(cls, path: Path) -> Codec:
         return cls(Tokenizer.from_file(str(path)))
+
+
+def extract_body(text: str) -> str:
+    """Keep the indented function body: stop at the first non-empty, non-indented line."""
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if line.strip() and not line.startswith((" ", "\t")):
+            break
+        lines.append(line)
+    body = "\n".join(lines).rstrip()
+    return body + "\n" if body else ""
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> Codec:
