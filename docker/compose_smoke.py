@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "knexa-smoke"
@@ -129,13 +130,20 @@ def wait(condition: Any, timeout_s: float, what: str) -> None:
 
 
 def rounds(stack: Stack) -> list[dict[str, Any]]:
-    url = "http://127.0.0.1:8600/rounds"
-    probe = f"import urllib.request as r; print(r.urlopen({url!r}, timeout=5).read().decode())"
-    done = stack.exec("matchmaker", "python", "-c", probe, timeout=60)
-    if done.returncode != 0:
-        return []
-    parsed: list[dict[str, Any]] = json.loads(done.stdout)
-    return parsed
+    """Every round the matchmaker's API lists (it is paged: follow `next_cursor` to the end)."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        url = "http://127.0.0.1:8600/rounds?limit=100" + (f"&cursor={quote(cursor)}" if cursor else "")
+        probe = f"import urllib.request as r; print(r.urlopen({url!r}, timeout=5).read().decode())"
+        done = stack.exec("matchmaker", "python", "-c", probe, timeout=60)
+        if done.returncode != 0:
+            return items
+        page: dict[str, Any] = json.loads(done.stdout)
+        items.extend(page["items"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return items
 
 
 def smoke(stack: Stack, report: dict[str, Any], started: float) -> None:
