@@ -15,8 +15,6 @@ empty blocks, so deadlines pass where the test says, whatever the machine's spee
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +30,7 @@ from knexa.process_demo import Processes
 from market.follower import ChainKey, chain_key
 from matchmaker.audit import MATCH, verify_rounds
 from tests.org.conftest import PASSWORD, init_and_register_through_cli
+from tests.rounds.market_processes import start_market
 
 ROUND_BLOCKS = 40  # more blocks than a round's transactions mine: only the test passes a deadline
 DETECTED = "chain reset or reorg detected"
@@ -72,18 +71,7 @@ def test_processes_detect_a_chain_reset_once_and_play_the_new_chain(tmp_path: Pa
         runner = CliRunner()
         addresses = init_and_register_through_cli(runner, old, str(store.root), homes)
         manifest = tmp_path / "deployment.json"
-        env = {**os.environ, "KNEXA_PASSWORD": PASSWORD, "PYTHONPATH": os.pathsep.join(sys.path)}
-        processes.start(
-            "matchmaker",
-            [
-                *("matchmaker", "run", "--rpc", node.rpc_url, "--manifest", str(manifest)),
-                *("--store", str(store.root), "--dev-account", "1", "--round-blocks", str(ROUND_BLOCKS)),
-                *("--poll", "0.2", "--json"),
-            ],
-            env,
-        )
-        for name, home in homes.items():
-            processes.start(name, ["org", "join", "--home", str(home), "--poll", "0.2", "--json"], env)
+        start_market(processes, node.rpc_url, manifest, str(store.root), homes, ROUND_BLOCKS)
 
         def all_alive() -> None:
             for name, process in processes.children.items():

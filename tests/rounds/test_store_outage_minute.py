@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +30,8 @@ from exchange.ipfs import IpfsStore
 from exchange.node import IpfsNode, find_ipfs
 from knexa.process_demo import Processes
 from matchmaker.audit import MATCH, verify_rounds
-from tests.org.conftest import PASSWORD, init_and_register_through_cli
+from tests.org.conftest import init_and_register_through_cli
+from tests.rounds.market_processes import start_market
 
 ROUND_BLOCKS = 60  # far more blocks than a round's transactions mine: only the test passes a deadline
 OUTAGE_S = 60.0
@@ -78,18 +78,7 @@ def test_a_minute_long_store_outage_mid_round_punishes_nobody(tmp_path: Path) ->
         homes = {f"org-{index:05d}": tmp_path / f"org-{index}" for index in range(3)}
         addresses = init_and_register_through_cli(CliRunner(), chain, ipfs.api_url, homes)
         manifest = tmp_path / "deployment.json"
-        env = {**os.environ, "KNEXA_PASSWORD": PASSWORD, "PYTHONPATH": os.pathsep.join(sys.path)}
-        processes.start(
-            "matchmaker",
-            [
-                *("matchmaker", "run", "--rpc", node.rpc_url, "--manifest", str(manifest)),
-                *("--store", ipfs.api_url, "--dev-account", "1", "--round-blocks", str(ROUND_BLOCKS)),
-                *("--poll", "0.2", "--json"),
-            ],
-            env,
-        )
-        for name, home in homes.items():
-            processes.start(name, ["org", "join", "--home", str(home), "--poll", "0.2", "--json"], env)
+        start_market(processes, node.rpc_url, manifest, ipfs.api_url, homes, ROUND_BLOCKS)
         orgs = [processes.children[name] for name in homes]
         reader = chain.client()
         deploy_block = chain.deployment.deploy_block
