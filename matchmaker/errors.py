@@ -17,3 +17,7 @@ class InputError(MatchmakerError, ValueError):
 
 class PolicyError(MatchmakerError, ValueError):
     """Policy parameters are invalid, or a policy was asked for something it cannot do."""
+
+
+class ConfigurationError(MatchmakerError, ValueError):
+    """The matchmaker service was set up without what it needs (e.g. an account to act with)."""

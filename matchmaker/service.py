@@ -28,6 +28,7 @@ from market.documents import DecisionRecord
 from market.ledger import Ledger, LedgerFollower, LedgerRound
 from market.parameters import read_constants
 from matchmaker.audit import MATCH, MISMATCH, Replayer, RoundVerdict
+from matchmaker.errors import ConfigurationError
 from matchmaker.inputs import ProfileFetcher
 from matchmaker.policies import Decision, PolicyParams
 from matchmaker.runner import PolicyRunner, gather_inputs
@@ -78,7 +79,7 @@ class Matchmaker:
         (an operator's explicit decision, e.g. after replacing a deviating matchmaker); the state
         then follows what happened on chain. Unverifiable history always halts."""
         if market.account is None:
-            raise ValueError("the matchmaker needs an account holding MATCHMAKER_ROLE")
+            raise ConfigurationError("the matchmaker needs an account holding MATCHMAKER_ROLE")
         self.market = market
         self.store = store
         self.params = params

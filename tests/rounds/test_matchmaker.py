@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
+from chain.devchain import DevChain
 from exchange.cid import cid_text
+from exchange.local import LocalStore
 from matchmaker.audit import MATCH, MISMATCH, UNVERIFIABLE, RoundVerdict, verify_rounds
+from matchmaker.errors import ConfigurationError, MatchmakerError
 from matchmaker.policies import PolicyParams
 from matchmaker.service import Matchmaker, MatchmakerHalted, RoundPlan
 from tests.rounds.conftest import Federation
@@ -136,3 +140,11 @@ def test_too_few_organizations_means_idle(dev_chain, tmp_path) -> None:  # type:
     result = matchmaker.step()
     assert result.action == "idle"
     assert dev_chain.client().next_round_id() == 1
+
+
+def test_a_matchmaker_without_an_account_is_a_typed_configuration_error(
+    dev_chain: DevChain, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError, match="MATCHMAKER_ROLE") as caught:
+        Matchmaker(dev_chain.client(), LocalStore(tmp_path), PolicyParams())
+    assert isinstance(caught.value, MatchmakerError)
