@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from knexa.process_demo import Processes
@@ -37,3 +39,27 @@ def start_market(
     for name, home in homes.items():
         processes.start(name, ["org", "join", "--home", str(home), "--poll", "0.2", "--json"], env)
     return env
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    what: str,
+    logs: Path,
+    timeout_s: float = 180.0,
+    poll_s: float = 0.5,
+    tail_chars: int = 1500,
+) -> None:
+    """Poll `condition` until true (errors count as not yet: the chain or the store may be down);
+    on timeout fail with the tail of every process log."""
+    give_up = time.monotonic() + timeout_s
+    while time.monotonic() < give_up:
+        try:
+            if condition():
+                return
+        except Exception:  # the chain or the store may be down while we look
+            pass
+        time.sleep(poll_s)
+    tails = "\n".join(
+        f"--- {log.name}\n{log.read_text()[-tail_chars:]}" for log in sorted(logs.glob("*.log"))
+    )
+    raise AssertionError(f"timed out waiting for {what}\n{tails}")

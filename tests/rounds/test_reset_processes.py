@@ -30,23 +30,14 @@ from knexa.process_demo import Processes
 from market.follower import ChainKey, chain_key
 from matchmaker.audit import MATCH, verify_rounds
 from tests.org.conftest import PASSWORD, init_and_register_through_cli
-from tests.rounds.market_processes import start_market
+from tests.rounds.market_processes import start_market, wait_for
 
 ROUND_BLOCKS = 40  # more blocks than a round's transactions mine: only the test passes a deadline
 DETECTED = "chain reset or reorg detected"
 
 
 def _wait(condition: Callable[[], bool], what: str, logs: Path, timeout_s: float = 180.0) -> None:
-    give_up = time.monotonic() + timeout_s
-    while time.monotonic() < give_up:
-        try:
-            if condition():
-                return
-        except Exception:  # the chain may be down or not deployed yet while we look
-            pass
-        time.sleep(0.2)
-    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-2500:]}" for log in sorted(logs.glob("*.log")))
-    raise AssertionError(f"timed out waiting for {what}\n{tails}")
+    wait_for(condition, what, logs, timeout_s, poll_s=0.2, tail_chars=2500)
 
 
 def _play(chain: DevChain, reader: MarketClient, round_id: int, logs: Path) -> None:

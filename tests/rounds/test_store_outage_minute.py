@@ -31,7 +31,7 @@ from exchange.node import IpfsNode, find_ipfs
 from knexa.process_demo import Processes
 from matchmaker.audit import MATCH, verify_rounds
 from tests.org.conftest import init_and_register_through_cli
-from tests.rounds.market_processes import start_market
+from tests.rounds.market_processes import start_market, wait_for
 
 ROUND_BLOCKS = 60  # far more blocks than a round's transactions mine: only the test passes a deadline
 OUTAGE_S = 60.0
@@ -39,16 +39,7 @@ WAD = 10**18
 
 
 def _wait(condition: Callable[[], bool], what: str, logs: Path, timeout_s: float = 240.0) -> None:
-    give_up = time.monotonic() + timeout_s
-    while time.monotonic() < give_up:
-        try:
-            if condition():
-                return
-        except Exception:  # the chain or the store may be down while we look
-            pass
-        time.sleep(0.2)
-    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-2000:]}" for log in sorted(logs.glob("*.log")))
-    raise AssertionError(f"timed out waiting for {what}\n{tails}")
+    wait_for(condition, what, logs, timeout_s, poll_s=0.2, tail_chars=2000)
 
 
 def _actions(log: Path) -> list[dict[str, object]]:
