@@ -2,9 +2,10 @@
 
 The world, the mechanism, the metrics and the analysis are `sim.federation`'s (pre-registered in
 the README). Every (seed, method) result is saved as it finishes under
-``bench/results/federation-runs/<world>/`` and a rerun resumes from what is saved; the merge (the
-summary over the seeds every method finished) is written to ``bench/results/federation.json``
-(``federation-control.json`` for ``--world control``), with plots.
+``bench/results/federation-runs/<world>/`` and a rerun resumes from what is saved; the merge (each
+method over the seeds it finished, each comparison over the seeds both sides finished) is written
+to ``bench/results/federation.json`` (``federation-control.json`` for ``--world control``), with
+plots.
 
 Run: ``.venv/bin/python bench/federation.py --jobs 2`` (10 seeds x 6 methods; many hours on a 2-core
 CPU: stop and rerun at will), ``--world control`` for the homogeneous control world, ``--smoke`` for
@@ -136,7 +137,8 @@ def plot_all(result: dict[str, Any], out: Path, stem: str) -> None:
         xs = [c["round"] for c in curve]
         ms = [c["mean"] for c in curve]
         cis = [c["ci95"] for c in curve]
-        axes[0].plot(xs, ms, marker="o", label=method)
+        n_seeds = len(summary["seeds_by_method"][method])
+        axes[0].plot(xs, ms, marker="o", label=f"{method} ({n_seeds} seeds)")
         axes[0].fill_between(
             xs,
             [m - c for m, c in zip(ms, cis, strict=True)],
@@ -144,7 +146,7 @@ def plot_all(result: dict[str, Any], out: Path, stem: str) -> None:
             alpha=0.15,
         )
     axes[0].set_xlabel("round")
-    axes[0].set_ylabel(f"own-test Pass@1 (95% CI, {len(summary['seeds'])} seeds)")
+    axes[0].set_ylabel("own-test Pass@1 (95% CI over seeds)")
     axes[0].legend(fontsize=8)
     for method, curve in summary.get("curve_secondary", {}).items():
         axes[1].plot([c["round"] for c in curve], [c["mean"] for c in curve], marker="o", label=method)
@@ -159,12 +161,13 @@ def plot_all(result: dict[str, Any], out: Path, stem: str) -> None:
     plt.close(fig)
 
     finals = result.get("per_org_finals", [])
-    if finals and "local-only" in finals[0]["final"]:
-        others = [m for m in finals[0]["final"] if m != "local-only"]
+    others = sorted({m for row in finals for m in row["final"]} - {"local-only"})
+    if finals and others:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for i, method in enumerate(others):
-            xs = [row["train"] * (1 + 0.04 * i) for row in finals]
-            ys = [row["final"][method] - row["final"]["local-only"] for row in finals]
+            paired = [row for row in finals if {method, "local-only"} <= set(row["final"])]
+            xs = [row["train"] * (1 + 0.04 * i) for row in paired]
+            ys = [row["final"][method] - row["final"]["local-only"] for row in paired]
             ax.scatter(xs, ys, label=method, alpha=0.7, s=18)
         ax.axhline(0.0, color="grey", lw=0.8)
         ax.set_xscale("log")
@@ -235,8 +238,8 @@ def merge(
         "config": asdict(cfg),
         "methods": list(methods),
         "summary": summary,
-        "reward_curve": reward_curves([r for r in results if r["seed"] in summary["seeds"]]),
-        "per_org_finals": per_org_finals(results, summary["seeds"]),
+        "reward_curve": reward_curves(results),
+        "per_org_finals": per_org_finals(results, sorted({int(r["seed"]) for r in results})),
         "converged_pairs": {
             m: converged_pairs(results, m) for m in methods if m in ("random", "heuristic", "knexa", "oracle")
         },
@@ -251,7 +254,7 @@ def merge(
         "python": platform.python_version(),
     }
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str))
-    if summary["seeds"]:
+    if summary["methods"]:
         plot_all(result, out, stem)
     return result
 
@@ -259,6 +262,8 @@ def merge(
 def print_summary(result: dict[str, Any]) -> None:
     s = result["summary"]
     print(f"seeds finished by every method: {s['seeds']}")
+    for m, seeds in s["seeds_by_method"].items():
+        print(f"{m:>10}: {len(seeds)} seeds {seeds}")
     for m in s["methods"]:
         p, g, r = s["primary"][m], s["secondary"][m], s["mean_reward"][m]
         vs = s["primary_paired"].get(f"{m} - random")

@@ -624,40 +624,65 @@ def mean_reward(res: Mapping[str, Any]) -> float:
 
 
 def summarise(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The pre-registered analysis over the seeds every method finished (see the README)."""
+    """The pre-registered analysis (see the README).
+
+    Each method is summarised over the seeds it finished, and each comparison (a paired
+    difference, knexa / random, a share of the oracle's gain) over the seeds that every method in
+    it finished, so that one expensive method (the oracle) run on fewer seeds does not shrink the
+    others' comparisons. ``seeds`` is the set every method finished; ``seeds_by_method`` and each
+    entry's ``n`` say what a figure rests on.
+    """
     by: dict[str, dict[int, Mapping[str, Any]]] = {}
     for res in results:
         by.setdefault(res["method"], {})[int(res["seed"])] = res
     methods = [m for m in METHODS if m in by]
-    seeds = sorted(set.intersection(*(set(by[m]) for m in methods))) if methods else []
+
+    def common(*names: str) -> list[int]:
+        return sorted(set.intersection(*(set(by[m]) for m in names)))
+
+    seeds = common(*methods) if methods else []
     metric_fns = {"primary": primary, "secondary": secondary, "mean_reward": mean_reward}
-    values = {k: {m: [f(by[m][s]) for s in seeds] for m in methods} for k, f in metric_fns.items()}
-    out: dict[str, Any] = {"seeds": seeds, "methods": methods}
-    for k, per in values.items():
-        out[k] = {m: mean_ci(v) for m, v in per.items()}
+    out: dict[str, Any] = {
+        "seeds": seeds,
+        "methods": methods,
+        "seeds_by_method": {m: sorted(by[m]) for m in methods},
+    }
+    for k, f in metric_fns.items():
+        out[k] = {m: mean_ci([f(by[m][s]) for s in sorted(by[m])]) for m in methods}
         out[f"{k}_paired"] = {
-            f"{a} - {b}": mean_ci([x - y for x, y in zip(per[a], per[b], strict=True)])
+            f"{a} - {b}": mean_ci([f(by[a][s]) - f(by[b][s]) for s in common(a, b)])
             for a in methods
             for b in methods
-            if a != b and b in ("local-only", "random") and len(seeds) > 0
+            if a != b and b in ("local-only", "random") and common(a, b)
         }
-    prim = values["primary"]
-    if "knexa" in prim and "random" in prim and seeds:
-        out["knexa_over_random"] = ratio_ci(prim["knexa"], prim["random"])
-    if {"oracle", "local-only"} <= set(prim) and seeds:
-        gap = statistics.fmean(prim["oracle"]) - statistics.fmean(prim["local-only"])
-        out["share_of_oracle_gain"] = {
-            m: (statistics.fmean(prim[m]) - statistics.fmean(prim["local-only"])) / gap if gap else math.nan
-            for m in methods
-        }
+    if {"knexa", "random"} <= set(methods) and common("knexa", "random"):
+        both = common("knexa", "random")
+        out["knexa_over_random"] = ratio_ci(
+            [primary(by["knexa"][s]) for s in both], [primary(by["random"][s]) for s in both]
+        )
+    if {"oracle", "local-only"} <= set(methods):
+        share: dict[str, float] = {}
+        share_seeds: dict[str, list[int]] = {}
+        for m in methods:
+            these = common("oracle", "local-only", m)
+            if not these:
+                continue
+            base = statistics.fmean(primary(by["local-only"][s]) for s in these)
+            gap = statistics.fmean(primary(by["oracle"][s]) for s in these) - base
+            share[m] = (statistics.fmean(primary(by[m][s]) for s in these) - base) / gap if gap else math.nan
+            share_seeds[m] = these
+        if share:
+            out["share_of_oracle_gain"] = share
+            out["share_of_oracle_gain_seeds"] = share_seeds
     for key, name in (("own_test", "curve_primary"), ("global_test", "curve_secondary")):
         curves: dict[str, list[dict[str, float]]] = {}
         for m in methods:
-            start = [statistics.fmean(by[m][s]["start"][key].values()) for s in seeds]
+            mine = sorted(by[m])
+            start = [statistics.fmean(by[m][s]["start"][key].values()) for s in mine]
             points = [{"round": 0.0, **mean_ci(start)}]
-            for i, rec in enumerate(by[m][seeds[0]]["rounds"] if seeds else []):
+            for i, rec in enumerate(by[m][mine[0]]["rounds"]):
                 if rec[key]:
-                    vals = [statistics.fmean(by[m][s]["rounds"][i][key].values()) for s in seeds]
+                    vals = [statistics.fmean(by[m][s]["rounds"][i][key].values()) for s in mine]
                     points.append({"round": float(rec["round"]), **mean_ci(vals)})
             curves[m] = points
         out[name] = curves

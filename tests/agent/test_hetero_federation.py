@@ -76,17 +76,45 @@ def test_summary_pairs_seeds_and_reports_ratio_and_oracle_share() -> None:
             _result("knexa", seed, base + 0.2, 0.2, 0.03),
             _result("oracle", seed, base + 0.4, 0.3, 0.05),
         ]
-    results.append(_result("knexa", 2, 0.9, 0.9, 0.9))  # a seed not every method finished: left out
+    results.append(_result("knexa", 2, 0.9, 0.9, 0.9))  # a seed not every method finished
+    results.append(_result("random", 2, 0.8, 0.9, 0.9))
     s = summarise(results)
     assert s["seeds"] == [0, 1]
-    assert s["primary"]["knexa"]["mean"] == pytest.approx(0.5)
+    assert s["seeds_by_method"]["knexa"] == [0, 1, 2]
+    # a method's own figure uses every seed it finished ...
+    assert s["primary"]["knexa"]["mean"] == pytest.approx((0.4 + 0.6 + 0.9) / 3)
+    assert s["primary"]["oracle"]["n"] == 2
+    # ... a comparison the seeds both sides finished: seed 2 counts for knexa - random only
+    assert s["primary_paired"]["knexa - local-only"]["n"] == 2
+    assert s["primary_paired"]["knexa - random"]["n"] == 3
     assert s["primary_paired"]["knexa - random"]["mean"] == pytest.approx(0.1)
     assert s["primary_paired"]["knexa - random"]["ci95"] == pytest.approx(0.0, abs=1e-12)
-    assert s["knexa_over_random"]["mean"] == pytest.approx(1.0 / 0.8)
+    assert s["knexa_over_random"]["mean"] == pytest.approx(1.9 / 1.6)
+    assert s["knexa_over_random"]["n"] == 3
     assert s["share_of_oracle_gain"]["knexa"] == pytest.approx(0.5)
+    assert s["share_of_oracle_gain_seeds"]["knexa"] == [0, 1]
     assert s["secondary"]["oracle"]["mean"] == pytest.approx(0.3)
-    assert s["mean_reward"]["random"]["mean"] == pytest.approx(0.02)
+    assert s["mean_reward"]["random"]["mean"] == pytest.approx((0.02 + 0.02 + 0.9) / 3)
     assert [c["round"] for c in s["curve_primary"]["random"]] == [0.0, 1.0]
+
+
+def test_summary_share_of_oracle_rests_on_the_seeds_the_oracle_finished() -> None:
+    """The oracle costs the most and may run on fewer seeds: its share is measured only there,
+    while knexa / random keeps every seed both finished."""
+    results = []
+    for seed, base in enumerate((0.2, 0.4, 0.3)):
+        results += [
+            _result("local-only", seed, base, 0.1, 0.01),
+            _result("random", seed, base, 0.2, 0.02),
+            _result("knexa", seed, base + 0.1 * (seed + 1), 0.2, 0.03),
+        ]
+    results.append(_result("oracle", 0, 0.6, 0.3, 0.05))
+    s = summarise(results)
+    assert s["seeds"] == [0]
+    assert s["knexa_over_random"]["n"] == 3
+    assert s["share_of_oracle_gain_seeds"]["knexa"] == [0]
+    assert s["share_of_oracle_gain"]["knexa"] == pytest.approx(0.1 / 0.4)
+    assert s["share_of_oracle_gain"]["random"] == pytest.approx(0.0)
 
 
 def test_probe_statistics_find_a_planted_structure_and_not_noise() -> None:
