@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "matchmaker.py"
+from tests.bench_scripts import load_bench
 
 
 def test_quick_bench_writes_json(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("bench_matchmaker", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("matchmaker")
     assert (
         module.main(["--quick", "--out", str(tmp_path), "--rounds", "5", "--timing-sizes", "10", "30"]) == 0
     )

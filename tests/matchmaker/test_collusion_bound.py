@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 from types import ModuleType
+
+from tests.bench_scripts import load_bench
 
 
 def _bench() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "bench" / "collusion.py"
-    spec = importlib.util.spec_from_file_location("bench_collusion", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("collusion", register=True)
 
 
 def test_colluders_excess_credits_stay_under_the_v2_bound() -> None:

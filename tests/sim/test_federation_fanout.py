@@ -3,13 +3,13 @@ results byte-for-byte those of the serial run, and a rerun resumes from what is 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench_scripts import load_bench
+
 METHODS = ("local-only", "random", "knexa")
 
 
@@ -20,11 +20,7 @@ def _runs(out: Path) -> Path:
 @pytest.mark.slow
 def test_smoke_federation_on_ray_equals_serial_and_resumes(zoo_cache: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")  # the .[sim] extra
-    spec = importlib.util.spec_from_file_location("bench_federation", ROOT / "bench" / "federation.py")
-    assert spec is not None
-    assert spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("federation")
     common = ["--smoke", "--rounds", "1"]
     serial, on_ray = tmp_path / "serial", tmp_path / "ray"
     assert bench.main([*common, "--methods", ",".join(METHODS), "--out", str(serial)]) == 0
