@@ -12,8 +12,8 @@ from collections.abc import Collection
 
 from eth_utils.address import is_address, to_checksum_address
 
-from exchange.canonical import Json
-from exchange.cid import normalize_cid
+from exchange.canonical import Json, dumps_canonical
+from exchange.cid import DEFAULT_CID_VERSION, CidVersion, cid_of, normalize_cid
 from exchange.errors import (
     ExchangeError,
     NonFiniteError,
@@ -25,6 +25,20 @@ from exchange.errors import (
 
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 MAX_NAME = 128
+
+
+class CanonicalDocument:
+    """A document whose bytes are the canonical JSON of `to_json` and whose address is the CID of
+    those bytes: a subclass defines only `to_json`, so its bytes and its CID cannot drift apart."""
+
+    def to_json(self) -> dict[str, Json]:
+        raise NotImplementedError(f"{type(self).__name__} must define to_json")
+
+    def to_bytes(self) -> bytes:
+        return dumps_canonical(self.to_json())
+
+    def cid(self, cid_version: CidVersion = DEFAULT_CID_VERSION) -> str:
+        return cid_of(self.to_bytes(), cid_version)
 
 
 def as_object(

@@ -49,12 +49,21 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import ClassVar
 
-from exchange.canonical import Json, dumps_canonical, loads_canonical
-from exchange.cid import cid_of, cid_text, normalize_cid
+from exchange.canonical import Json, loads_canonical
+from exchange.cid import cid_text, normalize_cid
 from exchange.disclosure import KeyDisclosure, disclose, envelope_key, verify_disclosure
 from exchange.ecies import decrypt_with_key
 from exchange.errors import ExchangeError, OversizedError, SchemaError
-from exchange.schema import as_address, as_cid, as_int, as_object, as_str, check_format, checksum_address
+from exchange.schema import (
+    CanonicalDocument,
+    as_address,
+    as_cid,
+    as_int,
+    as_object,
+    as_str,
+    check_format,
+    checksum_address,
+)
 from exchange.sealing import (
     associated_data,
     check_header,
@@ -134,7 +143,7 @@ def pair_facts(ledger: Ledger, round_record: LedgerRound, pair: LedgerPair) -> P
 
 
 @dataclass(frozen=True)
-class DisputeEvidence:
+class DisputeEvidence(CanonicalDocument):
     round: int
     pair_index: int
     teacher: str
@@ -180,12 +189,6 @@ class DisputeEvidence:
             "disclosure": disclosure,
             "detail": self.detail,
         }
-
-    def to_bytes(self) -> bytes:
-        return dumps_canonical(self.to_json())
-
-    def cid(self) -> str:
-        return cid_of(self.to_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DisputeEvidence:
@@ -238,7 +241,7 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
-class DisputeVerdict:
+class DisputeVerdict(CanonicalDocument):
     round: int
     pair_index: int
     teacher: str
@@ -267,12 +270,6 @@ class DisputeVerdict:
             "defective": self.defective,
             "reason": self.reason,
         }
-
-    def to_bytes(self) -> bytes:
-        return dumps_canonical(self.to_json())
-
-    def cid(self) -> str:
-        return cid_of(self.to_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DisputeVerdict:

@@ -52,9 +52,10 @@ from typing import Any, ClassVar
 
 from chain.merkle import merkle_root, pair_leaf
 from exchange.canonical import DEFAULT_MAX_DOCUMENT_BYTES, Json, dumps_canonical, loads_canonical
-from exchange.cid import CidVersion, cid_of, normalize_cid
+from exchange.cid import normalize_cid
 from exchange.errors import FormatError, OutOfBoundsError, SchemaError
 from exchange.schema import (
+    CanonicalDocument,
     as_address,
     as_cid,
     as_digest,
@@ -132,7 +133,7 @@ class BaseModelRef:
 
 
 @dataclass(frozen=True)
-class ProfileDoc:
+class ProfileDoc(CanonicalDocument):
     """An organization's sanitised profile: what the matchmaker may know about it, nothing more."""
 
     model_family: str
@@ -203,12 +204,6 @@ class ProfileDoc:
         if self.base_model is not None:  # absent rather than null: simulated profiles keep their CIDs
             doc["base_model"] = self.base_model.to_json()
         return doc
-
-    def to_bytes(self) -> bytes:
-        return dumps_canonical(self.to_json())
-
-    def cid(self, cid_version: CidVersion = 1) -> str:
-        return cid_of(self.to_bytes(), cid_version)
 
     @classmethod
     def from_json(cls, value: Json) -> ProfileDoc:
@@ -338,7 +333,7 @@ class RewardInput:
 
 
 @dataclass(frozen=True)
-class DecisionRecord:
+class DecisionRecord(CanonicalDocument):
     """One round of the matchmaker: everything needed to recompute and audit its pairing."""
 
     round: int
@@ -459,12 +454,6 @@ class DecisionRecord:
             "chosen": [{"teacher": p.teacher, "student": p.student} for p in self.chosen],
             "merkle": {"leaves": list(self.leaves or ()), "root": self.pairs_root},
         }
-
-    def to_bytes(self) -> bytes:
-        return dumps_canonical(self.to_json())
-
-    def cid(self, cid_version: CidVersion = 1) -> str:
-        return cid_of(self.to_bytes(), cid_version)
 
     @classmethod
     def from_json(cls, value: Json) -> DecisionRecord:
