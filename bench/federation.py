@@ -133,25 +133,25 @@ def plot_all(result: dict[str, Any], out: Path, stem: str) -> None:
 
     summary = result["summary"]
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
-    for method, curve in summary["curve_primary"].items():
-        xs = [c["round"] for c in curve]
-        ms = [c["mean"] for c in curve]
-        cis = [c["ci95"] for c in curve]
-        n_seeds = len(summary["seeds_by_method"][method])
-        axes[0].plot(xs, ms, marker="o", label=f"{method} ({n_seeds} seeds)")
-        axes[0].fill_between(
-            xs,
-            [m - c for m, c in zip(ms, cis, strict=True)],
-            [m + c for m, c in zip(ms, cis, strict=True)],
-            alpha=0.15,
-        )
-    axes[0].set_xlabel("round")
-    axes[0].set_ylabel("own-test Pass@1 (95% CI over seeds)")
+    for ax, key, label in (
+        (axes[0], "curve_primary", "own-test Pass@1 (95% CI over seeds)"),
+        (axes[1], "curve_secondary", "balanced global test Pass@1 (95% CI over seeds)"),
+    ):
+        for method, curve in summary.get(key, {}).items():
+            xs = [c["round"] for c in curve]
+            ms = [c["mean"] for c in curve]
+            cis = [c["ci95"] for c in curve]
+            n_seeds = len(summary["seeds_by_method"][method])
+            ax.plot(xs, ms, marker="o", label=f"{method} ({n_seeds} seeds)")
+            ax.fill_between(
+                xs,
+                [m - c for m, c in zip(ms, cis, strict=True)],
+                [m + c for m, c in zip(ms, cis, strict=True)],
+                alpha=0.12,
+            )
+        ax.set_xlabel("round")
+        ax.set_ylabel(label)
     axes[0].legend(fontsize=8)
-    for method, curve in summary.get("curve_secondary", {}).items():
-        axes[1].plot([c["round"] for c in curve], [c["mean"] for c in curve], marker="o", label=method)
-    axes[1].set_xlabel("round")
-    axes[1].set_ylabel("balanced global test Pass@1")
     for method, ys in result["reward_curve"].items():
         axes[2].plot(range(1, len(ys) + 1), ys, label=method)
     axes[2].set_xlabel("round")
