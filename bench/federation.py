@@ -162,7 +162,7 @@ def plot_all(result: dict[str, Any], out: Path, stem: str) -> None:
 
     finals = result.get("per_org_finals", [])
     others = sorted({m for row in finals for m in row["final"]} - {"local-only"})
-    if finals and others:
+    if others and any("local-only" in row["final"] for row in finals):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for i, method in enumerate(others):
             paired = [row for row in finals if {method, "local-only"} <= set(row["final"])]
