@@ -275,8 +275,10 @@ def print_summary(result: dict[str, Any]) -> None:
     if "knexa_over_random" in s:
         k = s["knexa_over_random"]
         print(f"knexa / random (primary): {k['mean']:.2f} [{k['low']:.2f}, {k['high']:.2f}]")
-    if "share_of_oracle_gain" in s:
-        print("share of the oracle's gain:", {m: round(v, 2) for m, v in s["share_of_oracle_gain"].items()})
+    for key, what in (("share_of_oracle_gain", "primary"), ("share_of_oracle_reward_gain", "Eq. 3 reward")):
+        if key in s:
+            shares = {m: None if v is None else round(v, 2) for m, v in s[key].items()}
+            print(f"share of the oracle's {what} gain over local-only (None: it gains nothing):", shares)
 
 
 def main(argv: list[str] | None = None) -> int:

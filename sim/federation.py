@@ -661,19 +661,27 @@ def summarise(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             [primary(by["knexa"][s]) for s in both], [primary(by["random"][s]) for s in both]
         )
     if {"oracle", "local-only"} <= set(methods):
-        share: dict[str, float] = {}
-        share_seeds: dict[str, list[int]] = {}
-        for m in methods:
-            these = common("oracle", "local-only", m)
-            if not these:
-                continue
-            base = statistics.fmean(primary(by["local-only"][s]) for s in these)
-            gap = statistics.fmean(primary(by["oracle"][s]) for s in these) - base
-            share[m] = (statistics.fmean(primary(by[m][s]) for s in these) - base) / gap if gap else math.nan
-            share_seeds[m] = these
-        if share:
-            out["share_of_oracle_gain"] = share
-            out["share_of_oracle_gain_seeds"] = share_seeds
+        # The pre-registered share is on the primary metric; the oracle maximises the next round's
+        # Eq. 3 reward, so the share on that reward is reported beside it. A share is None where
+        # the oracle gains nothing over local-only (a ratio to a gap <= 0 means nothing).
+        for key, fn in (("share_of_oracle_gain", primary), ("share_of_oracle_reward_gain", mean_reward)):
+            share: dict[str, float | None] = {}
+            share_seeds: dict[str, list[int]] = {}
+            gaps: dict[str, float] = {}
+            for m in methods:
+                these = common("oracle", "local-only", m)
+                if not these:
+                    continue
+                base = statistics.fmean(fn(by["local-only"][s]) for s in these)
+                gap = statistics.fmean(fn(by["oracle"][s]) for s in these) - base
+                realised = statistics.fmean(fn(by[m][s]) for s in these) - base
+                share[m] = realised / gap if gap > 0 else None
+                share_seeds[m] = these
+                gaps[m] = gap
+            if share:
+                out[key] = share
+                out[f"{key}_seeds"] = share_seeds
+                out[f"{key}_oracle_gap"] = gaps
     for key, name in (("own_test", "curve_primary"), ("global_test", "curve_secondary")):
         curves: dict[str, list[dict[str, float]]] = {}
         for m in methods:

@@ -108,6 +108,23 @@ def test_summary_share_of_oracle_rests_on_the_seeds_the_oracle_finished() -> Non
     assert s["share_of_oracle_gain_seeds"]["knexa"] == [0]
     assert s["share_of_oracle_gain"]["knexa"] == pytest.approx(0.1 / 0.4)
     assert s["share_of_oracle_gain"]["random"] == pytest.approx(0.0)
+    assert s["share_of_oracle_gain_oracle_gap"]["knexa"] == pytest.approx(0.4)
+
+
+def test_summary_share_is_none_when_the_oracle_gains_nothing() -> None:
+    """A greedy oracle on the next round's reward need not win at the end: then a share of its
+    gain is undefined (None), not a ratio to a negative gap; the reward share is still measured."""
+    results = []
+    for seed in range(2):
+        results += [
+            _result("local-only", seed, 0.3, 0.1, 0.01),
+            _result("knexa", seed, 0.35, 0.1, 0.02),
+            _result("oracle", seed, 0.25, 0.1, 0.05),
+        ]
+    s = summarise(results)
+    assert s["share_of_oracle_gain"]["knexa"] is None
+    assert s["share_of_oracle_gain_oracle_gap"]["knexa"] == pytest.approx(-0.05)
+    assert s["share_of_oracle_reward_gain"]["knexa"] == pytest.approx(0.25)
 
 
 def test_probe_statistics_find_a_planted_structure_and_not_noise() -> None:

@@ -52,7 +52,7 @@ def test_targets_are_judged_from_the_numbers() -> None:
     weak = _verdicts(report.targets_table(_summary(1.1)))
     assert weak["knexa / random >= 1.5, 95% lower bound > 1.25"] == "no"
     assert weak["central-kd collapses or lags (below random)"] == "yes"
-    assert weak["knexa realises >= 70% of the oracle's gain"] == "no"
+    assert weak["knexa realises >= 70% of the oracle's gain (primary)"] == "no"
     strong = _verdicts(report.targets_table(_summary(2.0)))
     assert strong["knexa / random >= 1.5, 95% lower bound > 1.25"] == "yes"
     assert strong["knexa above local-only"] == "yes"
@@ -91,3 +91,21 @@ def test_render_reads_the_merged_files(tmp_path: Path) -> None:
     text = report.render(tmp_path)
     assert "knexa paired 2.0 of 6 students per round" in text
     assert text.count("| method | seeds |") == 2
+
+
+def test_an_oracle_that_gains_nothing_leaves_the_share_undefined_and_the_target_unmet() -> None:
+    report = _report()
+    results = []
+    for seed, base in enumerate((0.20, 0.22)):
+        results += [
+            _result("local-only", seed, base),
+            _result("knexa", seed, base + 0.05),
+            _result("oracle", seed, base - 0.01),
+        ]
+    summary = summarise(results)
+    rows = report.targets_table(summary)
+    line = next(r for r in rows if "oracle's gain (primary)" in r)
+    assert "undefined" in line
+    assert line.rstrip().endswith("| no |")
+    table = report.comparison_table(summary)
+    assert any(r.startswith("| knexa |") and "undefined" in r for r in table)
