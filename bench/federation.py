@@ -91,6 +91,14 @@ def converged_pairs(results: Sequence[dict[str, Any]], method: str, last: int = 
     return out
 
 
+def students_paired(results: Sequence[dict[str, Any]], method: str) -> dict[str, list[int]]:
+    """Per seed, how many students `method` paired in each round (a pairing may leave some alone)."""
+    return {
+        str(res["seed"]): [len(rec["pairs"]) for rec in res["rounds"]]
+        for res in sorted((r for r in results if r["method"] == method), key=lambda r: int(r["seed"]))
+    }
+
+
 def per_org_finals(results: Sequence[dict[str, Any]], seeds: Sequence[int]) -> list[dict[str, Any]]:
     """Every organisation's final own-test Pass@1 under every method, beside its public size and
     hidden strength and quality (who gains from collaboration, and who loses)."""
@@ -243,6 +251,7 @@ def merge(
         "converged_pairs": {
             m: converged_pairs(results, m) for m in methods if m in ("random", "heuristic", "knexa", "oracle")
         },
+        "students_paired": {m: students_paired(results, m) for m in methods if m in ("knexa", "oracle")},
         "worlds": {str(r["seed"]): r["world"] for r in results if r["method"] == results[0]["method"]}
         if results
         else {},

@@ -127,14 +127,10 @@ def targets_table(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def pairing_rates(runs: Sequence[Mapping[str, Any]], last: int = 5) -> tuple[list[float], list[float]]:
-    """Per seed, the mean number of students knexa paired per round: over the run and at its end."""
-    overall, tail = [], []
-    for res in sorted(runs, key=lambda r: int(r["seed"])):
-        counts = [len(rec["pairs"]) for rec in res["rounds"]]
-        overall.append(statistics.fmean(counts))
-        tail.append(statistics.fmean(counts[-last:]))
-    return overall, tail
+def pairing_rates(per_seed: Mapping[str, Sequence[int]], last: int = 5) -> tuple[list[float], list[float]]:
+    """Per seed, the mean number of students paired per round: over the run and at its end."""
+    counts = list(per_seed.values())
+    return [statistics.fmean(c) for c in counts], [statistics.fmean(c[-last:]) for c in counts]
 
 
 def size_bands(finals: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> list[str]:
@@ -153,10 +149,6 @@ def size_bands(finals: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> l
     return lines
 
 
-def load_runs(runs_dir: Path, method: str) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(runs_dir.glob(f"seed*-{method}.json"))]
-
-
 def render(results: Path) -> str:
     hetero = json.loads((results / "federation.json").read_text())
     control = json.loads((results / "federation-control.json").read_text())
@@ -165,12 +157,12 @@ def render(results: Path) -> str:
     out += ["number of seeds both methods finished):", ""]
     out += [*comparison_table(hs), "", ratio_line(hs), ""]
     out += ["Targets (the issue's aims, beside what was measured):", "", *targets_table(hs), ""]
-    knexa_runs = load_runs(results / "federation-runs" / "hetero", "knexa")
-    if knexa_runs:
-        overall, tail = pairing_rates(knexa_runs)
+    knexa_paired = hetero.get("students_paired", {}).get("knexa", {})
+    if knexa_paired:
+        overall, tail = pairing_rates(knexa_paired)
         out += [
             f"knexa paired {', '.join(f'{v:.1f}' for v in overall)} of 6 students per round on average "
-            f"(seeds {', '.join(str(r['seed']) for r in knexa_runs)}), and "
+            f"(seeds {', '.join(knexa_paired)}), and "
             f"{', '.join(f'{v:.1f}' for v in tail)} in the last five rounds.",
             "",
         ]

@@ -638,6 +638,9 @@ def summarise(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     methods = [m for m in METHODS if m in by]
 
     def common(*names: str) -> list[int]:
+        """The seeds every one of `names` finished (none if one of them did not run)."""
+        if not all(m in by for m in names):
+            return []
         return sorted(set.intersection(*(set(by[m]) for m in names)))
 
     seeds = common(*methods) if methods else []
@@ -655,12 +658,12 @@ def summarise(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             for b in methods
             if a != b and b in ("local-only", "random") and common(a, b)
         }
-    if {"knexa", "random"} <= set(methods) and common("knexa", "random"):
-        both = common("knexa", "random")
+    both = common("knexa", "random")
+    if both:
         out["knexa_over_random"] = ratio_ci(
             [primary(by["knexa"][s]) for s in both], [primary(by["random"][s]) for s in both]
         )
-    if {"oracle", "local-only"} <= set(methods):
+    if common("oracle", "local-only"):
         # The pre-registered share is on the primary metric; the oracle maximises the next round's
         # Eq. 3 reward, so the share on that reward is reported beside it. A share is None where
         # the oracle gains nothing over local-only (a ratio to a gap <= 0 means nothing).

@@ -6,17 +6,12 @@ import itertools
 import json
 import random
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from sim.federation import FederationConfig, Pair, best_assignment, eq3, summarise
 from tests.bench_scripts import load_bench
-
-
-def _load(name: str) -> ModuleType:
-    return load_bench(name)
 
 
 def _brute_force(values: dict[Pair, float], local: dict[str, float], orgs: list[str]) -> float:
@@ -128,7 +123,7 @@ def test_summary_share_is_none_when_the_oracle_gains_nothing() -> None:
 
 
 def test_probe_statistics_find_a_planted_structure_and_not_noise() -> None:
-    probe = _load("pair_probe")
+    probe = load_bench("pair_probe")
     orgs = ["a", "b", "c", "d", "e"]
     rng = random.Random(0)
     truth = {(t, s): rng.gauss(0, 1) for t in orgs for s in orgs if t != s}
@@ -150,7 +145,7 @@ def test_probe_statistics_find_a_planted_structure_and_not_noise() -> None:
 def test_smoke_federation_runs_every_method_saves_and_resumes(zoo_cache: Path, tmp_path: Path) -> None:
     """CI's tiny configuration of the new world: all six methods, one JSON per (seed, method),
     a rerun computes nothing new, and the merge carries the pre-registered analysis."""
-    bench = _load("federation")
+    bench = load_bench("federation")
     out = tmp_path / "results"
     assert bench.main(["--smoke", "--rounds", "1", "--out", str(out)]) == 0
     runs = out / "federation-runs" / "hetero-smoke"

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from sim.federation import summarise
 from tests.bench_scripts import load_bench
-
-
-def _report() -> ModuleType:
-    return load_bench("federation_report")
 
 
 def _result(method: str, seed: int, own: float, pairs: int = 0) -> dict[str, Any]:
@@ -48,7 +43,7 @@ def _verdicts(lines: list[str]) -> dict[str, str]:
 
 
 def test_targets_are_judged_from_the_numbers() -> None:
-    report = _report()
+    report = load_bench("federation_report")
     weak = _verdicts(report.targets_table(_summary(1.1)))
     assert weak["knexa / random >= 1.5, 95% lower bound > 1.25"] == "no"
     assert weak["central-kd collapses or lags (below random)"] == "yes"
@@ -59,7 +54,7 @@ def test_targets_are_judged_from_the_numbers() -> None:
 
 
 def test_table_rows_carry_each_methods_number_of_seeds() -> None:
-    report = _report()
+    report = load_bench("federation_report")
     results = [_result("local-only", s, 0.2) for s in range(3)] + [_result("random", 0, 0.3)]
     rows = report.comparison_table(summarise(results))
     by_method = {row.split("|")[1].strip(): row.split("|")[2].strip() for row in rows[2:]}
@@ -68,7 +63,7 @@ def test_table_rows_carry_each_methods_number_of_seeds() -> None:
 
 
 def test_readme_block_is_replaced_between_markers_only(tmp_path: Path) -> None:
-    report = _report()
+    report = load_bench("federation_report")
     readme = tmp_path / "README.md"
     readme.write_text(f"before\n{report.BEGIN}\nold numbers\n{report.END}\nafter\n")
     report.rewrite_readme(readme, "new numbers")
@@ -81,20 +76,18 @@ def test_readme_block_is_replaced_between_markers_only(tmp_path: Path) -> None:
 
 
 def test_render_reads_the_merged_files(tmp_path: Path) -> None:
-    report = _report()
+    report = load_bench("federation_report")
+    paired = load_bench("federation").students_paired([_result("knexa", 0, 0.2, pairs=2)], "knexa")
     for stem in ("federation", "federation-control"):
-        merged = {"summary": _summary(1.0), "per_org_finals": []}
+        merged = {"summary": _summary(1.0), "per_org_finals": [], "students_paired": {"knexa": paired}}
         (tmp_path / f"{stem}.json").write_text(json.dumps(merged))
-    runs = tmp_path / "federation-runs" / "hetero"
-    runs.mkdir(parents=True)
-    (runs / "seed0-knexa.json").write_text(json.dumps(_result("knexa", 0, 0.2, pairs=2)))
     text = report.render(tmp_path)
     assert "knexa paired 2.0 of 6 students per round" in text
     assert text.count("| method | seeds |") == 2
 
 
 def test_an_oracle_that_gains_nothing_leaves_the_share_undefined_and_the_target_unmet() -> None:
-    report = _report()
+    report = load_bench("federation_report")
     results = []
     for seed, base in enumerate((0.20, 0.22)):
         results += [
